@@ -1,0 +1,1 @@
+"""``make benchmark``: profiles, runner and report writer (results in ``benchmarks/results``)."""

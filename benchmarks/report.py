@@ -1,0 +1,326 @@
+"""Turns measured rows into ``benchmarks/results/<profile>.{json,md,png}`` and a rich table.
+
+The JSON shape (shared by every profile)::
+
+    {"profile", "command", "device", "torch", "date",
+     "metric": {"name", "lower_is_better"},
+     "reference": [{"dataset", "method", "coupling", "solver", "nfe", "quality", "dopri5"}],
+     "rows": [{"dataset", "method", "t0", "coupling", "solver", "steps", "nfe", "quality",
+               "seconds_per_1k", "draft_seconds_per_1k"}],
+     "speedups": [{"dataset", "method", "t0", "coupling", "nfe", "quality",
+                   "guaranteed", "quality_matched", "quality_matched_lower_bound",
+                   "wallclock", "at_parity"}]}
+
+``reference`` holds one entry per data set: the better cold flow (over its couplings) with Euler
+at the reference step count, with its dopri5 result beside it.  Speed-ups follow DESIGN.md §2
+(:mod:`ws_fm.speedup`); ``nfe_cold(Q)`` uses the best cold flow at each NFE of the grid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ws_fm.speedup import better, quality_matched_speedup, within
+
+__all__ = ["device_name", "build_report", "write_report", "operating_points", "rich_table"]
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    model = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def _key(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (r["dataset"], r["method"], r["t0"], r["coupling"])
+
+
+def build_report(
+    rows: list[dict[str, Any]],
+    *,
+    profile: str,
+    command: str,
+    date: str,
+    metric: str,
+    lower_is_better: bool,
+    nfe_grid: Iterable[int],
+    reference_steps: int,
+    cold_method: str,
+    warm_method: str,
+    cold_nfe_at_equal_step: dict[tuple[float, int], int],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    grid = set(nfe_grid)
+    lib = lower_is_better
+    euler = [r for r in rows if r["solver"] == "euler"]
+    reference: list[dict[str, Any]] = []
+    speedups: list[dict[str, Any]] = []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        cold = [r for r in euler if r["dataset"] == ds and r["method"] == cold_method]
+        refs = [r for r in cold if r["steps"] == reference_steps]
+        ref = refs[0]
+        for r in refs[1:]:
+            ref = r if better(r["quality"], ref["quality"], lib) else ref
+        dopri = next(
+            (
+                r
+                for r in rows
+                if r["dataset"] == ds
+                and r["method"] == cold_method
+                and r["coupling"] == ref["coupling"]
+                and r["solver"] == "dopri5"
+            ),
+            None,
+        )
+        reference.append(
+            {
+                "dataset": ds,
+                "method": cold_method,
+                "coupling": ref["coupling"],
+                "solver": "euler",
+                "nfe": ref["nfe"],
+                "quality": ref["quality"],
+                "seconds_per_1k": ref["seconds_per_1k"],
+                "dopri5": {"nfe": dopri["nfe"], "quality": dopri["quality"]} if dopri else None,
+            }
+        )
+        # The best cold flow at each NFE of the grid: the strongest cold competitor.
+        best_cold: dict[int, float] = {}
+        for r in cold:
+            if r["nfe"] in grid and (
+                r["nfe"] not in best_cold or better(r["quality"], best_cold[r["nfe"]], lib)
+            ):
+                best_cold[r["nfe"]] = r["quality"]
+        curve = sorted(best_cold.items())
+        for r in euler:
+            if r["dataset"] != ds or r["method"] != warm_method:
+                continue
+            m = quality_matched_speedup(curve, r["nfe"], r["quality"], lib)
+            t_warm = r["draft_seconds_per_1k"] + r["seconds_per_1k"]
+            speedups.append(
+                {
+                    "dataset": ds,
+                    "method": warm_method,
+                    "t0": r["t0"],
+                    "coupling": r["coupling"],
+                    "steps": r["steps"],
+                    "nfe": r["nfe"],
+                    "quality": r["quality"],
+                    "guaranteed": cold_nfe_at_equal_step[(r["t0"], r["steps"])] / r["nfe"],
+                    "quality_matched": m.value,
+                    "quality_matched_lower_bound": m.lower_bound,
+                    "wallclock": ref["seconds_per_1k"] / t_warm if t_warm > 0 else None,
+                    "at_parity": within(r["quality"], ref["quality"], 0.05, lib),
+                }
+            )
+    return {
+        "profile": profile,
+        "command": command,
+        "device": device_name(),
+        "torch": torch.__version__,
+        "date": date,
+        "metric": {"name": metric, "lower_is_better": lower_is_better},
+        "reference": reference,
+        "rows": rows,
+        "speedups": speedups,
+        **(extra or {}),
+    }
+
+
+def operating_points(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per warm setting, the cheapest NFE at parity, else its best-quality point."""
+    lib = report["metric"]["lower_is_better"]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for s in report["speedups"]:
+        groups[_key(s)].append(s)
+    out = []
+    for pts in groups.values():
+        parity = [s for s in pts if s["at_parity"]]
+        if parity:
+            out.append(min(parity, key=lambda s: s["nfe"]))
+        else:
+            best = pts[0]
+            for s in pts[1:]:
+                best = s if better(s["quality"], best["quality"], lib) else best
+            out.append(best)
+    return out
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def _speedup_line(s: dict[str, Any]) -> list[str]:
+    qm = ("≥" if s["quality_matched_lower_bound"] else "") + _fmt(s["quality_matched"])
+    return [
+        s["dataset"],
+        f"{s['t0']:g}",
+        s["coupling"],
+        str(s["nfe"]),
+        _fmt(s["quality"]),
+        _fmt(s["guaranteed"]),
+        qm,
+        _fmt(s["wallclock"]),
+        "yes" if s["at_parity"] else "no",
+    ]
+
+
+SPEEDUP_HEADER = [
+    "dataset",
+    "t0",
+    "coupling",
+    "NFE",
+    "quality",
+    "guaranteed",
+    "quality-matched",
+    "wall-clock",
+    "at parity",
+]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m = report["metric"]
+    lines = [
+        f"# Benchmark `{report['profile']}`",
+        "",
+        f"- command: `{report['command']}`",
+        f"- device: {report['device']}; torch {report['torch']}; date {report['date']}",
+        f"- quality: {m['name']} ({'lower' if m['lower_is_better'] else 'higher'} is better)",
+        "",
+        "## Reference (best cold flow, Euler)",
+        "",
+        "| dataset | coupling | NFE | quality | dopri5 NFE | dopri5 quality | real vs real |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    floors = report.get("real_vs_real", {})
+    for r in report["reference"]:
+        d = r["dopri5"] or {}
+        lines.append(
+            f"| {r['dataset']} | {r['coupling']} | {r['nfe']} | {_fmt(r['quality'])} | "
+            f"{d.get('nfe', '-')} | {_fmt(d.get('quality'))} | {_fmt(floors.get(r['dataset']))} |"
+        )
+    lines += [
+        "",
+        "## Warm start: operating points",
+        "",
+        'Per setting, the cheapest Euler NFE within 5% of the reference quality ("at parity"); '
+        "where no NFE reaches parity, the setting's best point. *guaranteed* = counted cold NFE at "
+        "the same step size / warm NFE; *quality-matched* = NFE the best cold flow needs on its grid "
+        "for the same quality / warm NFE (≥: no cold grid point reaches it, so 128 / NFE is a lower "
+        "bound); *wall-clock* = reference time / (draft + refine time).",
+        "",
+        "| " + " | ".join(SPEEDUP_HEADER) + " |",
+        "|" + "---|" * len(SPEEDUP_HEADER),
+    ]
+    lines += ["| " + " | ".join(_speedup_line(s)) + " |" for s in operating_points(report)]
+    lines += ["", "## Quality against NFE (Euler; dopri5 with its counted NFE)", ""]
+    grid = sorted({r["steps"] for r in report["rows"] if r["solver"] == "euler"})
+    lines += [
+        "| dataset | method | t0 | coupling | " + " | ".join(map(str, grid)) + " | dopri5 (NFE) |",
+        "|" + "---|" * (len(grid) + 5),
+    ]
+    table: dict[tuple[Any, ...], dict[Any, str]] = defaultdict(dict)
+    for r in report["rows"]:
+        col = r["steps"] if r["solver"] == "euler" else "dopri5"
+        table[_key(r)][col] = _fmt(r["quality"]) + (f" ({r['nfe']})" if col == "dopri5" else "")
+    for k, cols in table.items():
+        lines.append(
+            f"| {k[0]} | {k[1]} | {k[2]:g} | {k[3]} | "
+            + " | ".join(cols.get(s, "-") for s in grid)
+            + f" | {cols.get('dopri5', '-')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = [r["dataset"] for r in report["reference"]]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.8), squeeze=False)
+    curves: dict[tuple[Any, ...], list[tuple[int, float]]] = defaultdict(list)
+    dopri: dict[tuple[Any, ...], tuple[int, float]] = {}
+    for r in report["rows"]:
+        if r["solver"] == "euler":
+            curves[_key(r)].append((r["nfe"], r["quality"]))
+        else:
+            dopri[_key(r)] = (r["nfe"], r["quality"])
+    t0s = sorted({k[2] for k in curves if k[1] != report["reference"][0]["method"]})
+    cmap = plt.get_cmap("viridis")
+    for ax, ref in zip(axes[0], report["reference"]):
+        ds = ref["dataset"]
+        for k, pts in curves.items():
+            if k[0] != ds:
+                continue
+            pts.sort()
+            cold = k[1] == ref["method"]
+            color = (
+                ("black" if k[3] == "independent" else "tab:red")
+                if cold
+                else cmap(t0s.index(k[2]) / max(1, len(t0s) - 1))
+            )
+            style = "-" if k[3] != "independent" else "--"
+            label = f"{k[1]} {k[3]}" + ("" if cold else f" t0={k[2]:g}")
+            ax.plot(*zip(*pts), style, color=color, marker="o", ms=3, lw=1.2, label=label)
+            if k in dopri:
+                ax.plot(*dopri[k], marker="*", ms=9, color=color, ls="none")
+        ax.axhline(ref["quality"], color="grey", lw=0.8, ls=":", label="Q_ref (cold, 100 Euler)")
+        floor = report.get("real_vs_real", {}).get(ds)
+        if floor is not None:
+            ax.axhline(floor, color="grey", lw=0.8, ls="-.", label="real vs real")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(ds)
+        ax.set_xlabel("NFE (stars: dopri5)")
+        ax.set_ylabel(report["metric"]["name"])
+    axes[0][-1].legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def rich_table(report: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(
+        title=f"{report['profile']}: warm-start operating points ({report['metric']['name']})"
+    )
+    for h in SPEEDUP_HEADER:
+        table.add_column(h, justify="right" if h not in ("dataset", "coupling") else "left")
+    for s in operating_points(report):
+        table.add_row(*_speedup_line(s))
+    return table
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write ``<profile>.json``, ``.md`` and ``.png`` atomically (temporary file, then rename)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = out_dir / report["profile"]
+    paths = [base.with_suffix(".json"), base.with_suffix(".md"), base.with_suffix(".png")]
+    texts = [json.dumps(report, indent=1, default=float), markdown(report)]
+    for path, text in zip(paths, texts):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    tmp_png = paths[2].with_suffix(".tmp.png")
+    plot(report, tmp_png)
+    tmp_png.replace(paths[2])
+    return paths

@@ -1,0 +1,105 @@
+"""``python -m benchmarks.run --profile toy`` (what ``make benchmark PROFILE=toy`` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .profiles import PROFILES
+from .report import build_report, rich_table, write_report
+from .toy import run_toy
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class LineProgress:
+    """Progress as one printed line a step, for logs where rich's live bar is not shown."""
+
+    def __init__(self, console: Console) -> None:
+        self.console, self.tasks, self.start = console, {}, time.perf_counter()
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: int) -> int:
+        self.tasks[len(self.tasks)] = [0, total]
+        return len(self.tasks) - 1
+
+    def update(self, task: int, advance: int = 0, description: str = "") -> None:
+        self.tasks[task][0] += advance
+        done, total = self.tasks[task]
+        self.console.print(
+            f"[{time.perf_counter() - self.start:6.0f} s] {done}/{total} {description}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default="toy", help=f"one of {', '.join(PROFILES)}")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="training processes (default: the profile's)"
+    )
+    args = parser.parse_args(argv)
+    if args.profile not in PROFILES:
+        parser.error(f"unknown --profile {args.profile!r}; choose one of {', '.join(PROFILES)}")
+    profile = PROFILES[args.profile]
+    if args.workers is not None:
+        from dataclasses import replace
+
+        profile = replace(profile, workers=args.workers)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)
+    command = (
+        "make benchmark PROFILE=" + args.profile
+        if argv is None
+        else "python -m benchmarks.run " + shlex.join(argv)
+    )
+    start = time.perf_counter()
+    progress: Progress | LineProgress
+    if console.is_terminal:
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+    else:
+        progress = LineProgress(console)
+    with progress:
+        result = run_toy(profile, progress)
+    report = build_report(
+        result.pop("rows"),
+        profile=profile.name,
+        command=command,
+        date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        metric="sliced_wasserstein",
+        lower_is_better=True,
+        nfe_grid=profile.nfe_grid,
+        reference_steps=profile.reference_steps,
+        cold_method="cold_fm",
+        warm_method="ws_fm",
+        cold_nfe_at_equal_step=result.pop("cold_nfe_at_equal_step"),
+        extra=result,
+    )
+    report["total_seconds"] = time.perf_counter() - start
+    paths = write_report(report, args.out)
+    console.print(rich_table(report))
+    console.print(f"wrote {', '.join(map(str, paths))} in {report['total_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The toy profile: train cold FM and WS-FM on each toy set, then measure quality against NFE."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import partial
+from multiprocessing import get_context
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
+
+from ws_fm.data import ToyDataModule
+from ws_fm.drafts import GaussianMixtureDraft
+from ws_fm.metrics import sliced_wasserstein
+from ws_fm.nets import MLP
+from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
+
+from .profiles import ToyProfile
+
+__all__ = ["Job", "jobs", "build_model", "train_job", "run_toy"]
+
+
+@dataclass(frozen=True)
+class Job:
+    dataset: str
+    method: str  # cold_fm | ws_fm
+    coupling: str
+    t0: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.method}/{self.coupling}" + (
+            f"/t0={self.t0}" if self.method == "ws_fm" else ""
+        )
+
+
+def jobs(p: ToyProfile) -> list[Job]:
+    out: list[Job] = []
+    for ds in p.datasets:
+        out += [Job(ds, "cold_fm", c) for c in p.couplings]
+        out += [Job(ds, "ws_fm", c, t0) for t0 in p.t0s for c in p.couplings]
+    return out
+
+
+def _datamodule(p: ToyProfile, job: Job) -> ToyDataModule:
+    return ToyDataModule(
+        job.dataset, n_train=p.n_train, n_test=p.n_eval, batch_size=p.batch_size, seed=p.seed
+    )
+
+
+def build_model(p: ToyProfile, job: Job) -> FlowMatching:
+    net = MLP(dim=2, hidden=p.hidden, depth=p.depth)
+    common: dict[str, Any] = dict(
+        optimizer=lambda params: torch.optim.Adam(params, lr=p.lr),
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, p.train_steps),
+        rtol=p.rtol,
+        atol=p.atol,
+    )
+    if job.method == "cold_fm":
+        return FlowMatching(net, coupling=job.coupling, **common)
+    draft = GaussianMixtureDraft(dim=2, n_components=p.draft_components, seed=p.seed)
+    return WarmStartFlowMatching(net, draft, t0=job.t0, coupling=job.coupling, **common)
+
+
+def train_job(p: ToyProfile, job: Job, threads: int = 1) -> dict[str, Any]:
+    """Train one model (in a worker process); returns its weights and training time."""
+    torch.set_num_threads(threads)
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    L.seed_everything(p.seed, verbose=False)
+    model, dm = build_model(p, job), _datamodule(p, job)
+    trainer = L.Trainer(
+        max_steps=p.train_steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[EMAWeightAveraging(decay=p.ema_decay)],
+    )
+    start = time.perf_counter()
+    trainer.fit(model, dm)
+    return {
+        "job": job,
+        "state_dict": model.state_dict(),
+        "train_seconds": time.perf_counter() - start,
+    }
+
+
+def _timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
+    """Result of the first call and the best time over ``repeats`` calls (seconds)."""
+    out, best = None, float("inf")
+    for i in range(repeats):
+        start = time.perf_counter()
+        res = fn()
+        best = min(best, time.perf_counter() - start)
+        out = res if i == 0 else out
+    return out, best
+
+
+def evaluate(
+    p: ToyProfile, job: Job, state_dict: dict[str, torch.Tensor], test: torch.Tensor
+) -> list[dict[str, Any]]:
+    """Quality and timing of one trained model on the NFE grid (Euler) and with dopri5."""
+    model = build_model(p, job)
+    model.load_state_dict(state_dict)
+    model.sample_shape = (2,)
+    model.eval()
+    torch.manual_seed(p.seed)
+    per_1k = 1000 / p.n_eval
+    draft, draft_s = None, 0.0
+    if job.method == "ws_fm":
+        draft, draft_s = _timed(lambda: model.draw_source(p.n_eval), p.timing_repeats)
+    steps_list = sorted(
+        set(p.nfe_grid) | ({p.reference_steps} if job.method == "cold_fm" else set())
+    )
+    settings = [("euler", s) for s in steps_list] + [("dopri5", None)]
+    rows = []
+    for solver, steps in settings:
+        res, sec = _timed(
+            partial(model.sample, p.n_eval, solver=solver, steps=steps, source=draft),
+            p.timing_repeats,
+        )
+        rows.append(
+            {
+                "dataset": job.dataset,
+                "method": job.method,
+                "t0": job.t0 if job.method == "ws_fm" else 0.0,
+                "coupling": job.coupling,
+                "solver": solver,
+                "steps": steps,
+                "nfe": res.nfe,
+                "quality": sliced_wasserstein(res.samples, test),
+                "seconds_per_1k": sec * per_1k,
+                "draft_seconds_per_1k": draft_s * per_1k,
+            }
+        )
+    return rows
+
+
+def count_cold_nfe(p: ToyProfile, t0: float, steps: int) -> int:
+    """Counted NFE of a cold Euler solve at the warm solve's step size ``(1 - t0) / steps``."""
+    model = build_model(p, Job(p.datasets[0], "cold_fm", "independent"))
+    model.sample_shape = (2,)
+    return model.sample(2, solver="euler", step_size=(1 - t0) / steps).nfe
+
+
+def run_toy(p: ToyProfile, progress: Any = None) -> dict[str, Any]:
+    """Train every job (``p.workers`` processes), then evaluate all in this process."""
+    todo = jobs(p)
+    task = progress.add_task(f"training {len(todo)} models", total=len(todo)) if progress else None
+    trained: list[dict[str, Any]] = []
+    if p.workers > 1:
+        with ProcessPoolExecutor(p.workers, mp_context=get_context("spawn")) as pool:
+            for res in pool.map(train_job, [p] * len(todo), todo):
+                trained.append(res)
+                if progress:
+                    progress.update(task, advance=1, description=f"trained {res['job'].label}")
+    else:
+        for job in todo:
+            trained.append(train_job(p, job, threads=torch.get_num_threads()))
+            if progress:
+                progress.update(task, advance=1, description=f"trained {job.label}")
+
+    etask = progress.add_task("evaluating", total=len(trained)) if progress else None
+    rows: list[dict[str, Any]] = []
+    floors: dict[str, float] = {}
+    for ds in p.datasets:
+        dm = ToyDataModule(ds, n_train=p.n_train, n_test=p.n_eval, seed=p.seed)
+        test = dm.test_data()
+        floors[ds] = sliced_wasserstein(dm.train_data()[: p.n_eval], test)
+        for res in (r for r in trained if r["job"].dataset == ds):
+            rows += evaluate(p, res["job"], res["state_dict"], test)
+            if progress:
+                progress.update(etask, advance=1, description=f"evaluated {res['job'].label}")
+    cold_nfe = {(t0, s): count_cold_nfe(p, t0, s) for t0 in p.t0s for s in p.nfe_grid}
+    return {
+        "rows": rows,
+        "real_vs_real": floors,
+        "cold_nfe_at_equal_step": cold_nfe,
+        "train_seconds": {r["job"].label: r["train_seconds"] for r in trained},
+        "profile_settings": asdict(p),
+    }

@@ -1,0 +1,22 @@
+"""ws_fm: Warm-Start Flow Matching and the fast-sampling methods it competes with.
+
+The flow mathematics (:mod:`ws_fm.paths`, :mod:`ws_fm.couplings`, :mod:`ws_fm.solvers`) is
+free of Lightning; :mod:`ws_fm.refiners` wires it into thin LightningModules.
+"""
+
+from .couplings import get_coupling
+from .paths import ColdStartPath, PathSample, WarmStartPath
+from .solvers import NFECounter, SolveResult, solve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ColdStartPath",
+    "WarmStartPath",
+    "PathSample",
+    "get_coupling",
+    "solve",
+    "NFECounter",
+    "SolveResult",
+    "__version__",
+]

@@ -1,0 +1,1 @@
+"""Baselines (filled in by later issues)."""

@@ -1,0 +1,1 @@
+"""Callbacks (filled in by later issues)."""

@@ -1,0 +1,5 @@
+"""Quality metrics."""
+
+from .toy import sliced_wasserstein
+
+__all__ = ["sliced_wasserstein"]

@@ -1,0 +1,5 @@
+"""Backbone networks (plain ``nn.Module``s): ``net(x, t) -> velocity`` with ``t`` of shape (B,)."""
+
+from .mlp import MLP, FourierTimeEmbedding
+
+__all__ = ["MLP", "FourierTimeEmbedding"]

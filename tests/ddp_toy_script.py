@@ -1,0 +1,60 @@
+"""Run by test_ddp.py: WS-FM on a toy set with two CPU processes under DDP (gloo).
+
+Lightning's ``ddp`` strategy re-launches this script for rank 1, so it must run as a script.
+Rank 0 writes what every rank saw to the JSON path given as the first argument.
+"""
+
+import json
+import sys
+import warnings
+
+import lightning as L
+import torch
+
+from ws_fm.data import ToyDataModule
+from ws_fm.drafts import GaussianMixtureDraft
+from ws_fm.nets import MLP
+from ws_fm.refiners import WarmStartFlowMatching
+
+
+class Recording(WarmStartFlowMatching):
+    """Records the first training batch so the test can see that ranks get different shards."""
+
+    def training_step(self, batch, batch_idx):
+        if batch_idx == 0:
+            self.first_batch = batch.detach().clone()
+        return super().training_step(batch, batch_idx)
+
+
+def main(out_path: str) -> None:
+    warnings.filterwarnings("ignore")
+    L.seed_everything(0, verbose=False)
+    model = Recording(MLP(hidden=32), GaussianMixtureDraft(dim=2), t0=0.8)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        max_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=2,
+    )
+    trainer.fit(model, ToyDataModule("moons", n_train=2000, n_test=400, batch_size=64))
+    params = torch.cat([p.detach().flatten() for p in model.net.parameters()])
+    local = torch.stack([params.sum(), model.draft.means.sum(), model.first_batch.sum()])
+    gathered = model.all_gather(local)  # (world_size, 3)
+    if trainer.is_global_zero:
+        json.dump(
+            {
+                "world_size": trainer.world_size,
+                "per_rank": gathered.tolist(),
+                "val_loss": float(trainer.callback_metrics["val/loss"]),
+            },
+            open(out_path, "w"),
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,54 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("config", ["toy/ws_fm.yaml", "toy/cold_fm.yaml"])
+def test_fit_fast_dev_run(config, tmp_path):
+    cmd = [
+        str(BIN / "ws-fm"),
+        "fit",
+        "--config",
+        str(ROOT / "lightning_configs" / config),
+        "--trainer.fast_dev_run=true",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    out = subprocess.run(
+        cmd,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "max_steps=1" in out.stdout + out.stderr
+
+
+def test_lightning_entry_point_is_the_same_cli(tmp_path):
+    out = subprocess.run(
+        [str(BIN / "lightning"), "fit", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0
+    assert "--config" in out.stdout and "--model" in out.stdout and "--data" in out.stdout
+
+
+def test_bad_config_value_fails_before_training(tmp_path):
+    cmd = [
+        str(BIN / "ws-fm"),
+        "fit",
+        "--config",
+        str(ROOT / "lightning_configs/toy/ws_fm.yaml"),
+        "--model.init_args.t0=1.2",
+        "--trainer.fast_dev_run=true",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "t0=1.2 is outside [0, 1)" in out.stderr

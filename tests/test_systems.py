@@ -1,0 +1,129 @@
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from ws_fm.data import ToyDataModule
+from ws_fm.drafts import GaussianMixtureDraft
+from ws_fm.nets import MLP
+from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
+
+
+def _trainer(tmp_path, steps=3, **kw):
+    return L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        default_root_dir=tmp_path,
+        **kw,
+    )
+
+
+def _dm(**kw):
+    return ToyDataModule("moons", n_train=2000, n_test=500, batch_size=64, **kw)
+
+
+def test_cold_fit_then_sample_counts_nfe(tmp_path):
+    model = FlowMatching(MLP(), coupling="minibatch_ot")
+    _trainer(tmp_path).fit(model, _dm())
+    assert model.sample_shape == (2,)
+    res = model.sample(10, steps=7, solver="midpoint")
+    assert res.samples.shape == (10, 2) and torch.isfinite(res.samples).all()
+    assert res.nfe == 14
+
+
+def test_warm_fit_fits_the_draft_and_samples_from_t0(tmp_path):
+    model = WarmStartFlowMatching(MLP(), GaussianMixtureDraft(dim=2), t0=0.8)
+    _trainer(tmp_path).fit(model, _dm())
+    assert model.draft.is_fitted
+    assert not any(p.requires_grad for p in model.draft.parameters())
+    res = model.sample(16, step_size=0.1)
+    assert res.nfe == 2 and res.samples.shape == (16, 2)
+    assert model.sample(4, solver="dopri5").nfe > 0
+
+
+def test_warm_training_uses_drafts_from_the_batch_when_given():
+    class Boom(nn.Module):
+        def sample(self, n, generator=None):
+            raise AssertionError("the draft model must not be called when the batch has drafts")
+
+    model = WarmStartFlowMatching(MLP(), Boom(), t0=0.5, coupling="independent")
+    x1, xd = torch.randn(8, 2), torch.randn(8, 2)
+    ps = model.path_sample({"x1": x1, "draft": xd})
+    assert ps.x_t.shape == (8, 2)
+
+
+def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
+    model = WarmStartFlowMatching(MLP(hidden=32), GaussianMixtureDraft(dim=2), t0=0.7)
+    trainer = _trainer(tmp_path)
+    trainer.fit(model, _dm())
+    ckpt = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(ckpt)
+    loaded = WarmStartFlowMatching.load_from_checkpoint(
+        ckpt, net=MLP(hidden=32), draft=GaussianMixtureDraft(dim=2), weights_only=False
+    )
+    assert loaded.t0 == 0.7 and loaded.sample_shape == (2,) and loaded.draft.is_fitted
+    torch.manual_seed(5)
+    a = model.sample(32, steps=3).samples
+    torch.manual_seed(5)
+    b = loaded.sample(32, steps=3).samples
+    torch.testing.assert_close(a, b)
+
+
+class WrongShapeDraft(nn.Module):
+    def sample(self, n, generator=None):
+        return torch.randn(n, 3)
+
+
+def test_draft_shape_mismatch_fails_before_training(tmp_path):
+    model = WarmStartFlowMatching(MLP(), WrongShapeDraft(), t0=0.5)
+    before = [p.clone() for p in model.net.parameters()]
+    with pytest.raises(
+        ValueError, match=r"draft samples have shape \(3,\) but the data has shape \(2,\)"
+    ):
+        _trainer(tmp_path).fit(model, _dm())
+    assert all(torch.equal(a, b) for a, b in zip(before, model.net.parameters()))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(t0=1.0), r"t0=1.0 is outside \[0, 1\)"),
+        (dict(t0=-0.2), r"t0=-0.2 is outside \[0, 1\)"),
+        (dict(sigma=-1.0), r"sigma=-1.0 must be >= 0"),
+        (dict(coupling="sinkhorn"), r"unknown coupling='sinkhorn'"),
+        (dict(solver="rk45"), r"unknown solver='rk45'"),
+        (dict(sample_steps=0), r"sample_steps=0 must be an integer >= 1"),
+        (dict(time_sampler="beta"), r"unknown time_sampler='beta'"),
+    ],
+)
+def test_bad_arguments_raise_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        WarmStartFlowMatching(MLP(), GaussianMixtureDraft(), **kwargs)
+
+
+def test_bad_sampling_arguments_raise():
+    model = FlowMatching(MLP(), sample_shape=(2,))
+    with pytest.raises(ValueError, match="steps=0"):
+        model.sample(4, steps=0)
+    with pytest.raises(ValueError, match="unknown solver='foo'"):
+        model.sample(4, solver="foo")
+
+
+def test_draft_without_sample_method_is_rejected():
+    with pytest.raises(ValueError, match="no sample\\(n\\) method"):
+        WarmStartFlowMatching(MLP(), nn.Linear(2, 2))
+
+
+def test_hooks_are_overridable_in_a_subclass():
+    class LogitNormalFM(FlowMatching):
+        def sample_time(self, n):
+            return torch.full((n,), 0.25)
+
+    model = LogitNormalFM(MLP(), sample_shape=(2,))
+    ps = model.path_sample(torch.randn(5, 2))
+    assert torch.all(ps.t == 0.25)
