@@ -28,6 +28,8 @@ class ToyProfile:
     n_train: int = 20_000
     # Evaluation: sliced Wasserstein between n_eval samples and n_eval held-out points.
     n_eval: int = 5000
+    # Timing: best of timing_repeats runs on n_time samples, reported per 1,000 samples.
+    n_time: int = 1000
     nfe_grid: tuple[int, ...] = NFE_GRID
     reference_steps: int = 100
     rtol: float = 1e-5
@@ -48,6 +50,7 @@ PROFILES: dict[str, ToyProfile] = {
         train_steps=30,
         n_train=2000,
         n_eval=500,
+        n_time=200,
         nfe_grid=(1, 2, 4),
         reference_steps=8,
         timing_repeats=1,
