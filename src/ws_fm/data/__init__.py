@@ -1,6 +1,23 @@
 """Data sets and DataModules."""
 
+from .draft_bank import DraftBank, draft_fingerprint
+from .image_datamodule import ImageDataModule
+from .images import load_images, load_labelled_images, read_idx
+from .tensor_datamodule import TensorDataModule
 from .toy import TOY_DATASETS, make_toy
 from .toy_datamodule import ToyDataModule
+from .warm_start_datamodule import WarmStartDataModule
 
-__all__ = ["TOY_DATASETS", "make_toy", "ToyDataModule"]
+__all__ = [
+    "TOY_DATASETS",
+    "make_toy",
+    "TensorDataModule",
+    "ToyDataModule",
+    "ImageDataModule",
+    "load_images",
+    "load_labelled_images",
+    "read_idx",
+    "DraftBank",
+    "draft_fingerprint",
+    "WarmStartDataModule",
+]

@@ -1,6 +1,20 @@
 """Draft generators: cheap models whose samples a warm-start refiner starts from."""
 
 from .base import DraftGenerator
+from .checkpoint import DraftCheckpoint, load_draft
+from .gan import GANDraft
+from .gaussian import GaussianDraft
 from .gmm import GaussianMixtureDraft
+from .module import DraftModule
+from .vae import VAEDraft
 
-__all__ = ["DraftGenerator", "GaussianMixtureDraft"]
+__all__ = [
+    "DraftGenerator",
+    "DraftCheckpoint",
+    "load_draft",
+    "DraftModule",
+    "GaussianMixtureDraft",
+    "GaussianDraft",
+    "VAEDraft",
+    "GANDraft",
+]

@@ -113,13 +113,17 @@ class FlowMatching(L.LightningModule):
         x1, source = self.unpack_batch(batch)
         if source is None:
             source = self.draw_source(x1.shape[0], like=x1)
-        source, x1 = self.pair(source, x1)
+        if not (isinstance(batch, Mapping) and batch.get("paired", False)):
+            source, x1 = self.pair(
+                source, x1
+            )  # pairs precomputed by the DataModule stay as they are
         t = self.sample_time(x1.shape[0])
         return self.path.sample(source, x1, t, torch.randn_like(x1))
 
     def unpack_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:
         """``(x1, source-or-None)`` from a tensor, a ``(x1, ...)`` sequence, or a mapping with
-        keys ``x1`` and optionally ``draft`` (the draft bank's batches)."""
+        keys ``x1`` and optionally ``draft`` (the draft bank's batches; ``"paired": True`` marks
+        pairs that the coupling must not re-pair)."""
         if isinstance(batch, Mapping):
             return batch["x1"], batch.get("draft")
         if isinstance(batch, (list, tuple)):
@@ -206,10 +210,11 @@ class FlowMatching(L.LightningModule):
                 )
             self.sample_shape = data_shape
         if isinstance(self.coupling, NearestNeighbourCoupling):
+            # Needed for batches without precomputed pairs (validation, or a plain DataModule).
             if train is None:
                 raise ValueError(
                     "coupling='nearest_neighbour' needs the training data: use a DataModule "
-                    "with a train_data() method (e.g. ToyDataModule)."
+                    "with a train_data() method (e.g. ToyDataModule, WarmStartDataModule)."
                 )
             self.coupling.set_reference(train)
 

@@ -1,0 +1,62 @@
+"""``SampleGridCallback``: image grids of the module's samples, to disk and to the logger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+__all__ = ["SampleGridCallback"]
+
+
+class SampleGridCallback(Callback):
+    """Every ``every_n_epochs`` validation epochs, saves ``num_samples`` samples as a PNG grid
+    (``<log_dir>/samples/step_<global_step>.png``) and logs it to TensorBoard-style loggers.
+
+    Args:
+        num_samples: images in the grid.
+        nrow: images per row.
+        every_n_epochs: how often.
+        out_dir: folder for the PNGs (default: the trainer's log dir).
+        solver, steps: sampling settings (default: the module's).
+    """
+
+    def __init__(
+        self,
+        num_samples: int = 64,
+        nrow: int = 8,
+        every_n_epochs: int = 1,
+        out_dir: str | None = None,
+        solver: str | None = None,
+        steps: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_samples, self.nrow, self.every_n_epochs = num_samples, nrow, every_n_epochs
+        self.out_dir, self.solver, self.steps = out_dir, solver, steps
+        self.saved: list[Path] = []
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if (
+            trainer.sanity_checking
+            or not trainer.is_global_zero
+            or (trainer.current_epoch + 1) % self.every_n_epochs
+        ):
+            return
+        from torchvision.utils import make_grid, save_image
+
+        x = pl_module.sample(self.num_samples, solver=self.solver, steps=self.steps).samples
+        grid = make_grid(
+            x.clamp(-1, 1).float().cpu(), nrow=self.nrow, normalize=True, value_range=(-1, 1)
+        )
+        folder = Path(self.out_dir or trainer.log_dir or trainer.default_root_dir) / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step_{trainer.global_step:07d}.png"
+        save_image(grid, path)
+        self.saved.append(path)
+        for logger in trainer.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_image"):
+                experiment.add_image("samples", grid, trainer.global_step)

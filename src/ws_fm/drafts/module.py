@@ -1,0 +1,42 @@
+"""``DraftModule``: the LightningModule base of trained draft generators."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+__all__ = ["DraftModule"]
+
+
+class DraftModule(L.LightningModule):
+    """A draft generator trained with Lightning; ``sample(n)`` makes ``n`` drafts in one pass.
+
+    Args:
+        sample_shape: per-sample shape of the data, e.g. ``(1, 8, 8)``.
+    """
+
+    def __init__(self, sample_shape: Sequence[int]) -> None:
+        super().__init__()
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        fn = getattr(dm, "train_data", None)
+        if callable(fn):
+            got = tuple(fn().shape[1:])
+            if got != self.sample_shape:
+                raise ValueError(
+                    f"{type(self).__name__}(sample_shape={self.sample_shape}) does not match the "
+                    f"data's shape {got}; set sample_shape to {list(got)}."
+                )
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        n = batch.shape[0] if isinstance(batch, Tensor) else len(batch)
+        return self.sample(n)

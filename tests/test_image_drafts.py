@@ -1,0 +1,66 @@
+import lightning as L
+import pytest
+import torch
+
+from ws_fm.data import ImageDataModule, load_images
+from ws_fm.drafts import DraftCheckpoint, GANDraft, GaussianDraft, VAEDraft
+
+
+def _fit(model, tmp_path, steps=3):
+    trainer = L.Trainer(
+        max_steps=steps,
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, ImageDataModule("digits", batch_size=32))
+    return trainer
+
+
+def test_gaussian_draft_reproduces_mean_and_top_principal_variances(tmp_path):
+    draft = GaussianDraft((1, 8, 8), n_components=10)
+    _fit(draft, tmp_path, steps=1)
+    assert draft.is_fitted
+    train = load_images("digits")[0].reshape(-1, 64).double()
+    x = draft.sample(40_000, generator=torch.Generator().manual_seed(0)).reshape(-1, 64).double()
+    torch.testing.assert_close(x.mean(0), train.mean(0), atol=0.03, rtol=0)
+    evals = torch.linalg.eigvalsh(torch.cov(train.T)).flip(0)[:10]
+    v = draft.components.double()
+    sample_var = ((x - x.mean(0)) @ v.T).var(0)
+    torch.testing.assert_close(sample_var, evals, rtol=0.05, atol=0)
+
+
+@pytest.mark.parametrize("cls", [VAEDraft, GANDraft])
+def test_trained_drafts_sample_images_in_range(cls, tmp_path):
+    draft = cls((1, 8, 8))
+    before = [p.clone() for p in draft.parameters()]
+    _fit(draft, tmp_path, steps=3)
+    assert any(not torch.equal(a, b) for a, b in zip(before, draft.parameters()))
+    x = draft.sample(10)
+    assert x.shape == (10, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
+
+
+def test_draft_with_another_shape_than_the_data_fails_before_training(tmp_path):
+    with pytest.raises(
+        ValueError,
+        match=r"VAEDraft\(sample_shape=\(1, 28, 28\)\) does not match the data's shape \(1, 8, 8\)",
+    ):
+        _fit(VAEDraft((1, 28, 28)), tmp_path)
+
+
+def test_draft_checkpoint_loads_and_missing_one_fails_early(tmp_path):
+    draft = VAEDraft((1, 8, 8))
+    trainer = _fit(draft, tmp_path, steps=2)
+    ckpt = tmp_path / "vae.ckpt"
+    trainer.save_checkpoint(ckpt)
+    loaded = DraftCheckpoint(str(ckpt), "ws_fm.drafts.VAEDraft")
+    assert loaded.sample(3).shape == (3, 1, 8, 8)
+    with pytest.raises(FileNotFoundError, match="does not exist: train the draft first"):
+        DraftCheckpoint(str(tmp_path / "nope.ckpt"), "ws_fm.drafts.VAEDraft")
+    with pytest.raises(ValueError, match="not a ws_fm.drafts.DraftModule subclass"):
+        DraftCheckpoint(str(ckpt), "torch.nn.Linear")
