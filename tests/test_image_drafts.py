@@ -1,23 +1,13 @@
-import lightning as L
 import pytest
 import torch
+from helpers import quick_trainer
 
 from ws_fm.data import ImageDataModule, load_images
 from ws_fm.drafts import DraftCheckpoint, GANDraft, GaussianDraft, VAEDraft
 
 
 def _fit(model, tmp_path, steps=3):
-    trainer = L.Trainer(
-        max_steps=steps,
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=1,
-        default_root_dir=tmp_path,
-    )
+    trainer = quick_trainer(tmp_path, steps)
     trainer.fit(model, ImageDataModule("digits", batch_size=32))
     return trainer
 

@@ -1,6 +1,6 @@
-import lightning as L
 import pytest
 import torch
+from helpers import quick_trainer
 from torch import nn
 
 from ws_fm.data import ToyDataModule
@@ -9,27 +9,13 @@ from ws_fm.nets import MLP
 from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
 
 
-def _trainer(tmp_path, steps=3, **kw):
-    return L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=1,
-        default_root_dir=tmp_path,
-        **kw,
-    )
-
-
 def _dm(**kw):
     return ToyDataModule("moons", n_train=2000, n_test=500, batch_size=64, **kw)
 
 
 def test_cold_fit_then_sample_counts_nfe(tmp_path):
     model = FlowMatching(MLP(), coupling="minibatch_ot")
-    _trainer(tmp_path).fit(model, _dm())
+    quick_trainer(tmp_path).fit(model, _dm())
     assert model.sample_shape == (2,)
     res = model.sample(10, steps=7, solver="midpoint")
     assert res.samples.shape == (10, 2) and torch.isfinite(res.samples).all()
@@ -38,7 +24,7 @@ def test_cold_fit_then_sample_counts_nfe(tmp_path):
 
 def test_warm_fit_fits_the_draft_and_samples_from_t0(tmp_path):
     model = WarmStartFlowMatching(MLP(), GaussianMixtureDraft(dim=2), t0=0.8)
-    _trainer(tmp_path).fit(model, _dm())
+    quick_trainer(tmp_path).fit(model, _dm())
     assert model.draft.is_fitted
     assert not any(p.requires_grad for p in model.draft.parameters())
     res = model.sample(16, step_size=0.1)
@@ -59,7 +45,7 @@ def test_warm_training_uses_drafts_from_the_batch_when_given():
 
 def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
     model = WarmStartFlowMatching(MLP(hidden=32), GaussianMixtureDraft(dim=2), t0=0.7)
-    trainer = _trainer(tmp_path)
+    trainer = quick_trainer(tmp_path)
     trainer.fit(model, _dm())
     ckpt = tmp_path / "m.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -85,7 +71,7 @@ def test_draft_shape_mismatch_fails_before_training(tmp_path):
     with pytest.raises(
         ValueError, match=r"draft samples have shape \(3,\) but the data has shape \(2,\)"
     ):
-        _trainer(tmp_path).fit(model, _dm())
+        quick_trainer(tmp_path).fit(model, _dm())
     assert all(torch.equal(a, b) for a, b in zip(before, model.net.parameters()))
 
 
@@ -127,3 +113,45 @@ def test_hooks_are_overridable_in_a_subclass():
     model = LogitNormalFM(MLP(), sample_shape=(2,))
     ps = model.path_sample(torch.randn(5, 2))
     assert torch.all(ps.t == 0.25)
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def run(steps, ckpt_path=None, seed=0):
+        model = WarmStartFlowMatching(
+            MLP(hidden=32), GaussianMixtureDraft(dim=2, seed=seed), t0=0.8
+        )
+        ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=1)
+        trainer = quick_trainer(
+            tmp_path, steps, max_epochs=None, enable_checkpointing=True, callbacks=[ckpt]
+        )
+        trainer.fit(model, _dm(), ckpt_path=ckpt_path)
+        return model, trainer
+
+    first, _ = run(3)
+    # A new process: a draft seed that would fit differently, resumed from the last checkpoint.
+    resumed, trainer = run(6, ckpt_path="last", seed=7)
+    assert trainer.global_step == 6
+    torch.testing.assert_close(resumed.draft.means, first.draft.means)  # restored, not refitted
+
+
+def test_ema_weight_averaging_with_a_sanity_check_and_a_closed_form_draft(tmp_path):
+    # EMAWeightAveraging copies the module before setup fits the draft, and swaps that copy in
+    # for the sanity check: the refiner must still sample from a fitted draft there.
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    model = WarmStartFlowMatching(MLP(hidden=32), GaussianMixtureDraft(dim=2), t0=0.8)
+    trainer = quick_trainer(
+        tmp_path,
+        4,
+        max_epochs=None,
+        num_sanity_val_steps=2,
+        val_check_interval=2,
+        check_val_every_n_epoch=None,
+        callbacks=[EMAWeightAveraging(decay=0.9)],
+    )
+    trainer.fit(model, _dm())
+    assert model.draft.is_fitted
+    assert torch.isfinite(trainer.callback_metrics["val/loss"])
+    assert model.sample(8, steps=2).samples.shape == (8, 2)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_positive_int
+from ..data.tensor_datamodule import datamodule_train_data
 from .module import DraftModule
 
 __all__ = ["GaussianDraft"]
@@ -65,9 +66,9 @@ class GaussianDraft(DraftModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        dm = getattr(self._trainer, "datamodule", None)
-        if not self.is_fitted and callable(getattr(dm, "train_data", None)):
-            self.fit(dm.train_data())
+        train = datamodule_train_data(self._trainer)
+        if not self.is_fitted and train is not None:
+            self.fit(train)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         # Closed form: fitted in setup.  No optimizer step is ever taken (so max_steps would never

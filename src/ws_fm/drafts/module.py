@@ -9,6 +9,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from ..data.tensor_datamodule import datamodule_train_data
+
 __all__ = ["DraftModule"]
 
 
@@ -27,10 +29,9 @@ class DraftModule(L.LightningModule):
         raise NotImplementedError
 
     def setup(self, stage: str) -> None:
-        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        fn = getattr(dm, "train_data", None)
-        if callable(fn):
-            got = tuple(fn().shape[1:])
+        train = datamodule_train_data(self._trainer)
+        if train is not None:
+            got = tuple(train.shape[1:])
             if got != self.sample_shape:
                 raise ValueError(
                     f"{type(self).__name__}(sample_shape={self.sample_shape}) does not match the "

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from .._checks import check_choice, check_positive_int
 from ..couplings import COUPLINGS, Coupling, NearestNeighbourCoupling, get_coupling
+from ..data.tensor_datamodule import datamodule_train_data
 from ..paths import ColdStartPath, PathSample, ProbabilityPath
 from ..solvers import FIXED_STEP_METHODS, SOLVERS, SolveResult, solve
 from ..time_sampling import TIME_SAMPLERS, sample_time
@@ -130,21 +131,23 @@ class FlowMatching(L.LightningModule):
             return batch[0], None
         return batch, None
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+    def flow_matching_loss(self, batch: Any) -> Tensor:
+        """``loss(v_theta(x_t, t), u_t)`` on one training draw from ``batch``."""
         ps = self.path_sample(batch)
-        loss = self.loss(self(ps.x_t, ps.t), ps.u_t)
+        return self.loss(self(ps.x_t, ps.t), ps.u_t)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        loss = self.flow_matching_loss(batch)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
-        ps = self.path_sample(batch)
-        loss = self.loss(self(ps.x_t, ps.t), ps.u_t)
+        loss = self.flow_matching_loss(batch)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
         return loss
 
     def test_step(self, batch: Any, batch_idx: int) -> Tensor:
-        ps = self.path_sample(batch)
-        loss = self.loss(self(ps.x_t, ps.t), ps.u_t)
+        loss = self.flow_matching_loss(batch)
         self.log("test/loss", loss, sync_dist=True)
         return loss
 
@@ -219,9 +222,7 @@ class FlowMatching(L.LightningModule):
             self.coupling.set_reference(train)
 
     def _datamodule_train_data(self) -> Tensor | None:
-        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        fn = getattr(dm, "train_data", None)
-        return fn() if callable(fn) else None
+        return datamodule_train_data(self._trainer)
 
     def _require_sample_shape(self) -> tuple[int, ...]:
         if self.sample_shape is None:

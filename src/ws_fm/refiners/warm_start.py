@@ -66,6 +66,7 @@ class WarmStartFlowMatching(FlowMatching):
 
     def draw_source(self, n: int, like: Tensor | None = None) -> Tensor:
         """``n`` drafts from the draft generator."""
+        self.ensure_draft_fitted()
         xd = self.draft.sample(n)
         return xd.to(like.device if like is not None else self.device)
 
@@ -77,14 +78,23 @@ class WarmStartFlowMatching(FlowMatching):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        train = self._datamodule_train_data()
-        if (
-            train is not None
-            and hasattr(self.draft, "fit")
-            and not getattr(self.draft, "is_fitted", True)
-        ):
-            self.draft.fit(train)
+        self._draft_fit_data = self._datamodule_train_data()
+        self.ensure_draft_fitted()
         self.check_draft_shape()
+
+    def ensure_draft_fitted(self) -> None:
+        """Fit a closed-form draft (one with ``fit`` and ``is_fitted``) on the training data.
+
+        Called in ``setup`` and again before drafts are drawn: callbacks that copy the module
+        before ``setup`` (``EMAWeightAveraging`` swaps its copy in for validation) carry an
+        unfitted draft, which is fitted here on first use.  The fit is deterministic (seeded), so
+        every copy, and every DDP rank, holds the same draft.
+        """
+        data = getattr(self, "_draft_fit_data", None)
+        if data is None or not hasattr(self.draft, "fit") or getattr(self.draft, "is_fitted", True):
+            return
+        with torch.inference_mode(False):
+            self.draft.fit(data)
 
     @torch.no_grad()
     def check_draft_shape(self) -> None:
