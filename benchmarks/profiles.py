@@ -57,3 +57,32 @@ PROFILES: dict[str, ToyProfile] = {
         workers=1,
     ),
 }
+
+
+def _image_profiles() -> dict[str, object]:
+    from .images import ImageProfile
+
+    return {
+        # Reduced to fit 15 minutes on 2 CPU cores: see ImageProfile and the results file.
+        "digits": ImageProfile(),
+        # A seconds-long run of the same code path, for the test suite.
+        "digits-smoke": ImageProfile(
+            name="digits-smoke",
+            drafts=("gaussian",),
+            draft_steps=2,
+            t0s=(0.8,),
+            ablation_couplings=("independent",),
+            train_steps=3,
+            bank_size=200,
+            n_eval=100,
+            cold_grid=(1, 2, 4),
+            warm_grid=(1, 2),
+            reference_steps=4,
+            n_time=50,
+            timing_repeats=1,
+            inception_samples=0,
+            workers=1,
+            unet_channels=8,
+            channel_mults=(1,),
+        ),
+    }

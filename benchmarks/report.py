@@ -48,7 +48,8 @@ def device_name() -> str:
 
 
 def _key(r: dict[str, Any]) -> tuple[Any, ...]:
-    return (r["dataset"], r["method"], r["t0"], r["coupling"])
+    # ``draft`` names the draft model where a profile compares several (images); "" otherwise.
+    return (r["dataset"], r["method"], r["t0"], r["coupling"], r.get("draft", ""))
 
 
 def build_report(
@@ -119,6 +120,7 @@ def build_report(
                     "method": warm_method,
                     "t0": r["t0"],
                     "coupling": r["coupling"],
+                    **({"draft": r["draft"]} if "draft" in r else {}),
                     "steps": r["steps"],
                     "nfe": r["nfe"],
                     "quality": r["quality"],
@@ -166,10 +168,11 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:.0f}"
 
 
-def _speedup_line(s: dict[str, Any]) -> list[str]:
+def _speedup_line(s: dict[str, Any], with_draft: bool = False) -> list[str]:
     qm = ("≥" if s["quality_matched_lower_bound"] else "") + _fmt(s["quality_matched"])
     return [
         s["dataset"],
+        *([s.get("draft", "")] if with_draft else []),
         f"{s['t0']:g}",
         s["coupling"],
         str(s["nfe"]),
@@ -181,21 +184,28 @@ def _speedup_line(s: dict[str, Any]) -> list[str]:
     ]
 
 
-SPEEDUP_HEADER = [
-    "dataset",
-    "t0",
-    "coupling",
-    "NFE",
-    "quality",
-    "guaranteed",
-    "quality-matched",
-    "wall-clock",
-    "at parity",
-]
+def _header(with_draft: bool) -> list[str]:
+    return [
+        "dataset",
+        *(["draft"] if with_draft else []),
+        "t0",
+        "coupling",
+        "NFE",
+        "quality",
+        "guaranteed",
+        "quality-matched",
+        "wall-clock",
+        "at parity",
+    ]
+
+
+def _has_drafts(report: dict[str, Any]) -> bool:
+    return any("draft" in r for r in report["rows"])
 
 
 def markdown(report: dict[str, Any]) -> str:
     m = report["metric"]
+    wd = _has_drafts(report)
     lines = [
         f"# Benchmark `{report['profile']}`",
         "",
@@ -225,15 +235,17 @@ def markdown(report: dict[str, Any]) -> str:
         "for the same quality / warm NFE (≥: no cold grid point reaches it, so 128 / NFE is a lower "
         "bound); *wall-clock* = reference time / (draft + refine time).",
         "",
-        "| " + " | ".join(SPEEDUP_HEADER) + " |",
-        "|" + "---|" * len(SPEEDUP_HEADER),
+        "| " + " | ".join(_header(wd)) + " |",
+        "|" + "---|" * len(_header(wd)),
     ]
-    lines += ["| " + " | ".join(_speedup_line(s)) + " |" for s in operating_points(report)]
+    lines += ["| " + " | ".join(_speedup_line(s, wd)) + " |" for s in operating_points(report)]
     lines += ["", "## Quality against NFE (Euler; dopri5 with its counted NFE)", ""]
     grid = sorted({r["steps"] for r in report["rows"] if r["solver"] == "euler"})
     lines += [
-        "| dataset | method | t0 | coupling | " + " | ".join(map(str, grid)) + " | dopri5 (NFE) |",
-        "|" + "---|" * (len(grid) + 5),
+        "| dataset | method | t0 | coupling | draft | "
+        + " | ".join(map(str, grid))
+        + " | dopri5 (NFE) |",
+        "|" + "---|" * (len(grid) + 6),
     ]
     table: dict[tuple[Any, ...], dict[Any, str]] = defaultdict(dict)
     for r in report["rows"]:
@@ -241,7 +253,7 @@ def markdown(report: dict[str, Any]) -> str:
         table[_key(r)][col] = _fmt(r["quality"]) + (f" ({r['nfe']})" if col == "dopri5" else "")
     for k, cols in table.items():
         lines.append(
-            f"| {k[0]} | {k[1]} | {k[2]:g} | {k[3]} | "
+            f"| {k[0]} | {k[1]} | {k[2]:g} | {k[3]} | {k[4] or '-'} | "
             + " | ".join(cols.get(s, "-") for s in grid)
             + f" | {cols.get('dopri5', '-')} |"
         )
@@ -254,8 +266,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    datasets = [r["dataset"] for r in report["reference"]]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.8), squeeze=False)
+    refs = {r["dataset"]: r for r in report["reference"]}
+    cold_method = report["reference"][0]["method"]
     curves: dict[tuple[Any, ...], list[tuple[int, float]]] = defaultdict(list)
     dopri: dict[tuple[Any, ...], tuple[int, float]] = {}
     for r in report["rows"]:
@@ -263,21 +275,24 @@ def plot(report: dict[str, Any], path: Path) -> None:
             curves[_key(r)].append((r["nfe"], r["quality"]))
         else:
             dopri[_key(r)] = (r["nfe"], r["quality"])
-    t0s = sorted({k[2] for k in curves if k[1] != report["reference"][0]["method"]})
+    # One panel per data set and draft; the cold flows appear in each panel of their data set.
+    panels = list(dict.fromkeys((k[0], k[4]) for k in curves if k[1] != cold_method))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    t0s = sorted({k[2] for k in curves if k[1] != cold_method})
     cmap = plt.get_cmap("viridis")
-    for ax, ref in zip(axes[0], report["reference"]):
-        ds = ref["dataset"]
+    for ax, (ds, draft) in zip(axes[0], panels):
+        ref = refs[ds]
         for k, pts in curves.items():
-            if k[0] != ds:
+            cold = k[1] == cold_method
+            if k[0] != ds or (not cold and k[4] != draft):
                 continue
             pts.sort()
-            cold = k[1] == ref["method"]
             color = (
                 ("black" if k[3] == "independent" else "tab:red")
                 if cold
                 else cmap(t0s.index(k[2]) / max(1, len(t0s) - 1))
             )
-            style = "-" if k[3] != "independent" else "--"
+            style = {"independent": "--", "nearest_neighbour": ":"}.get(k[3], "-")
             label = f"{k[1]} {k[3]}" + ("" if cold else f" t0={k[2]:g}")
             ax.plot(*zip(*pts), style, color=color, marker="o", ms=3, lw=1.2, label=label)
             if k in dopri:
@@ -288,7 +303,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
             ax.axhline(floor, color="grey", lw=0.8, ls="-.", label="real vs real")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_title(ds)
+        ax.set_title(f"{ds}, {draft} draft" if draft else ds)
         ax.set_xlabel("NFE (stars: dopri5)")
         ax.set_ylabel(report["metric"]["name"])
     axes[0][-1].legend(fontsize=6, loc="upper right")
@@ -303,10 +318,13 @@ def rich_table(report: dict[str, Any]) -> Any:
     table = Table(
         title=f"{report['profile']}: warm-start operating points ({report['metric']['name']})"
     )
-    for h in SPEEDUP_HEADER:
-        table.add_column(h, justify="right" if h not in ("dataset", "coupling") else "left")
+    wd = _has_drafts(report)
+    for h in _header(wd):
+        table.add_column(
+            h, justify="right" if h not in ("dataset", "coupling", "draft") else "left"
+        )
     for s in operating_points(report):
-        table.add_row(*_speedup_line(s))
+        table.add_row(*_speedup_line(s, wd))
     return table
 
 

@@ -6,13 +6,17 @@ import argparse
 import datetime as dt
 import shlex
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .profiles import PROFILES
+from .images import run_images
+from .profiles import PROFILES, ToyProfile, _image_profiles
 from .report import build_report, rich_table, write_report
 from .toy import run_toy
 
@@ -45,18 +49,17 @@ class LineProgress:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default="toy", help=f"one of {', '.join(PROFILES)}")
+    parser.add_argument("--profile", default="toy", help="toy, toy-smoke, digits or digits-smoke")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument(
         "--workers", type=int, default=None, help="training processes (default: the profile's)"
     )
     args = parser.parse_args(argv)
-    if args.profile not in PROFILES:
-        parser.error(f"unknown --profile {args.profile!r}; choose one of {', '.join(PROFILES)}")
-    profile = PROFILES[args.profile]
+    profiles: dict[str, Any] = {**PROFILES, **_image_profiles()}
+    if args.profile not in profiles:
+        parser.error(f"unknown --profile {args.profile!r}; choose one of {', '.join(profiles)}")
+    profile = profiles[args.profile]
     if args.workers is not None:
-        from dataclasses import replace
-
         profile = replace(profile, workers=args.workers)
     console = Console()
     if not console.is_terminal:
@@ -79,16 +82,26 @@ def main(argv: list[str] | None = None) -> int:
     else:
         progress = LineProgress(console)
     with progress:
-        result = run_toy(profile, progress)
+        if isinstance(profile, ToyProfile):
+            result = run_toy(profile, progress)
+            metric, grid, ref_steps = (
+                "sliced_wasserstein",
+                profile.nfe_grid,
+                profile.reference_steps,
+            )
+        else:
+            with tempfile.TemporaryDirectory(prefix="ws_fm-bench-") as work:
+                result = run_images(profile, Path(work), progress)
+            metric, grid, ref_steps = "fid_classifier", profile.cold_grid, profile.reference_steps
     report = build_report(
         result.pop("rows"),
         profile=profile.name,
         command=command,
         date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        metric="sliced_wasserstein",
+        metric=metric,
         lower_is_better=True,
-        nfe_grid=profile.nfe_grid,
-        reference_steps=profile.reference_steps,
+        nfe_grid=grid,
+        reference_steps=ref_steps,
         cold_method="cold_fm",
         warm_method="ws_fm",
         cold_nfe_at_equal_step=result.pop("cold_nfe_at_equal_step"),

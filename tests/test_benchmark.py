@@ -61,3 +61,16 @@ def test_smoke_profile_writes_results_in_the_shared_shape(tmp_path):
     assert (tmp_path / "toy-smoke.png").stat().st_size > 10_000
     with pytest.raises(SystemExit):
         main(["--profile", "nope"])
+
+
+@pytest.mark.timeout(600)
+def test_digits_smoke_profile_reports_drafts_fid_and_memorisation(tmp_path):
+    assert main(["--profile", "digits-smoke", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "digits-smoke.json").read_text())
+    assert report["metric"] == {"name": "fid_classifier", "lower_is_better": True}
+    warm = [r for r in report["rows"] if r["method"] == "ws_fm"]
+    assert warm and all(r["draft"] == "gaussian" and r["nn_distance"] > 0 for r in warm)
+    assert {s["guaranteed"] for s in report["speedups"]} == {5.0}
+    assert report["real_nn_distance"] > 0 and report["classifier_test_accuracy"] > 0.9
+    assert set(report["draft_only"]) == {"gaussian"}
+    assert "| draft |" in (tmp_path / "digits-smoke.md").read_text()

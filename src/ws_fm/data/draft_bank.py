@@ -152,6 +152,8 @@ class DraftBank(torch.utils.data.Dataset):
         if ref is not None:
             features["nn_index"] = datasets.Value("int64")
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        bars = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # the build shows its own progress
         try:
             with torch.no_grad():
                 ds = datasets.Dataset.from_generator(
@@ -179,6 +181,8 @@ class DraftBank(torch.utils.data.Dataset):
             os.replace(tmp, path)  # atomic: the bank appears complete or not at all
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            if bars:
+                datasets.enable_progress_bars()
         return cls(path)
 
     @classmethod

@@ -1,0 +1,366 @@
+"""Image profiles: drafts (PCA Gaussian, VAE, GAN), cold flows and WS-FM refiners on a UNet, FID.
+
+Phases: (1) drafts are trained in this process and their banks built once; (2) refiners are
+trained in ``workers`` processes (one thread each), warm ones on the shared draft banks; (3) every
+model is evaluated here, one after another, so that timings share one device: classifier FID and
+nearest-neighbour distance to the training set (the memorisation figure) on the NFE grid, dopri5,
+wall-clock per 1,000 samples, and Inception FID for the reference and the best warm setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import partial
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from ws_fm.couplings import nearest_indices
+from ws_fm.data import DraftBank, ImageDataModule, WarmStartDataModule, load_labelled_images
+from ws_fm.drafts import GANDraft, GaussianDraft, VAEDraft
+from ws_fm.metrics.fid_features import ClassifierFeatures, InceptionFeatures
+from ws_fm.nets import UNet
+from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
+from ws_fm.solvers import solve
+
+from .profiles import NFE_GRID
+from .toy import _timed
+
+__all__ = ["ImageProfile", "ImageJob", "run_images"]
+
+
+@dataclass(frozen=True)
+class ImageProfile:
+    name: str = "digits"
+    source: str = "digits"
+    sample_shape: tuple[int, ...] = (1, 8, 8)
+    drafts: tuple[str, ...] = ("gaussian", "vae", "gan")
+    draft_steps: int = 1500
+    # WS-FM: the t0 sweep with minibatch-OT pairs for every draft; the other couplings (the
+    # independent ablation, nearest neighbour with its memorisation figure) at ablation_t0.
+    t0s: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95)
+    ablation_t0: float = 0.8
+    ablation_couplings: tuple[str, ...] = ("independent", "nearest_neighbour")
+    cold_couplings: tuple[str, ...] = ("independent", "minibatch_ot")
+    unet_channels: int = 16
+    channel_mults: tuple[int, ...] = (1, 2)
+    train_steps: int = 800
+    batch_size: int = 128
+    lr: float = 1e-3
+    ema_decay: float = 0.99
+    bank_size: int = 5000
+    n_eval: int = 1000
+    cold_grid: tuple[int, ...] = NFE_GRID
+    warm_grid: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    reference_steps: int = 100
+    n_time: int = 250
+    timing_repeats: int = 2
+    inception_samples: int = 1000  # 0 skips the Inception FID
+    workers: int = 2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    method: str  # cold_fm | ws_fm
+    coupling: str
+    t0: float = 0.0
+    draft: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.coupling}" + (
+            f"/{self.draft}/t0={self.t0}" if self.draft else ""
+        )
+
+
+def image_jobs(p: ImageProfile) -> list[ImageJob]:
+    jobs = [ImageJob("cold_fm", c) for c in p.cold_couplings]
+    for d in p.drafts:
+        jobs += [ImageJob("ws_fm", "minibatch_ot", t0, d) for t0 in p.t0s]
+        jobs += [ImageJob("ws_fm", c, p.ablation_t0, d) for c in p.ablation_couplings]
+    return jobs
+
+
+def _quiet() -> None:
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _trainer(steps: int, callbacks: list[Any] | None = None) -> L.Trainer:
+    return L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=callbacks or [],
+    )
+
+
+def make_draft(p: ImageProfile, name: str) -> torch.nn.Module:
+    cls = {"gaussian": GaussianDraft, "vae": VAEDraft, "gan": GANDraft}[name]
+    return cls(p.sample_shape)
+
+
+def train_draft(p: ImageProfile, name: str) -> torch.nn.Module:
+    L.seed_everything(p.seed, verbose=False)
+    draft = make_draft(p, name)
+    dm = ImageDataModule(p.source, batch_size=p.batch_size)
+    if name == "gaussian":
+        draft.fit(dm.train_data())  # closed form
+    else:
+        _trainer(p.draft_steps).fit(draft, dm)
+    return draft.eval()
+
+
+def build_refiner(p: ImageProfile, job: ImageJob, draft: torch.nn.Module | None) -> FlowMatching:
+    net = UNet(
+        in_channels=p.sample_shape[0], channels=p.unet_channels, channel_mults=p.channel_mults
+    )
+    common: dict[str, Any] = dict(
+        optimizer=lambda params: torch.optim.Adam(params, lr=p.lr),
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, p.train_steps),
+        sample_shape=p.sample_shape,
+    )
+    if job.method == "cold_fm":
+        return FlowMatching(net, coupling=job.coupling, **common)
+    assert draft is not None
+    return WarmStartFlowMatching(net, draft, t0=job.t0, coupling=job.coupling, **common)
+
+
+def _datamodule(p: ImageProfile, job: ImageJob, bank_dir: Path) -> L.LightningDataModule:
+    data = ImageDataModule(p.source, batch_size=p.batch_size)
+    if job.method == "cold_fm":
+        return data
+    return WarmStartDataModule(
+        data,
+        bank_size=p.bank_size,
+        bank_dir=str(bank_dir),
+        seed=p.seed,
+        nearest_neighbour=job.coupling == "nearest_neighbour",
+        on_stale="error",
+    )
+
+
+def train_refiner(
+    p: ImageProfile, job: ImageJob, draft_state: dict[str, Any] | None, bank_dir: Path
+) -> dict[str, Any]:
+    """Train one refiner (in a worker process, one thread)."""
+    torch.set_num_threads(1)
+    _quiet()
+    L.seed_everything(p.seed, verbose=False)
+    draft = None
+    if job.draft:
+        draft = make_draft(p, job.draft)
+        draft.load_state_dict(draft_state)
+    model = build_refiner(p, job, draft)
+    start = time.perf_counter()
+    _trainer(p.train_steps, [EMAWeightAveraging(decay=p.ema_decay)]).fit(
+        model, _datamodule(p, job, bank_dir)
+    )
+    return {
+        "job": job,
+        "state_dict": model.state_dict(),
+        "train_seconds": time.perf_counter() - start,
+    }
+
+
+class FID:
+    """FID against the held-out split with fixed real statistics (computed once)."""
+
+    def __init__(self, features: torch.nn.Module, real: torch.Tensor, batch: int = 250) -> None:
+        self.metric = FrechetInceptionDistance(
+            feature=features, reset_real_features=False, normalize=True
+        )
+        self.batch = batch
+        for chunk in real.split(batch):
+            self.metric.update(chunk, real=True)
+
+    def __call__(self, fake: torch.Tensor) -> float:
+        self.metric.reset()
+        for chunk in fake.clamp(-1, 1).split(self.batch):
+            self.metric.update(chunk, real=False)
+        return float(self.metric.compute())
+
+
+def nn_distance(x: torch.Tensor, train: torch.Tensor) -> float:
+    """Mean L2 distance from each sample to its nearest training image."""
+    flat, ref = x.reshape(len(x), -1), train.reshape(len(train), -1)
+    return float((flat - ref[nearest_indices(flat, ref)]).norm(dim=1).mean())
+
+
+def evaluate(
+    p: ImageProfile, model: FlowMatching, job: ImageJob, fid: FID, train: torch.Tensor
+) -> list[dict[str, Any]]:
+    model.eval()
+    torch.manual_seed(p.seed)
+    warm = job.method == "ws_fm"
+    per_1k = 1000 / p.n_time
+    draft = model.draw_source(p.n_eval) if warm else None
+    draft_s = 0.0
+    draft_time = None
+    if warm:
+        draft_time, draft_s = _timed(partial(model.draw_source, p.n_time), p.timing_repeats)
+    grid = p.warm_grid if warm else sorted(set(p.cold_grid) | {p.reference_steps})
+    settings = [("euler", s) for s in grid] + (
+        [("dopri5", None)] if not warm or job.t0 == p.ablation_t0 else []
+    )
+    rows = []
+    for solver, steps in settings:
+        res = model.sample(p.n_eval, solver=solver, steps=steps, source=draft)
+        _, sec = _timed(
+            partial(model.sample, p.n_time, solver=solver, steps=steps, source=draft_time),
+            p.timing_repeats,
+        )
+        rows.append(
+            {
+                "dataset": p.source,
+                "method": job.method,
+                "t0": job.t0,
+                "coupling": job.coupling,
+                **({"draft": job.draft} if warm else {}),
+                "solver": solver,
+                "steps": steps,
+                "nfe": res.nfe,
+                "quality": fid(res.samples),
+                "nn_distance": nn_distance(res.samples, train),
+                "seconds_per_1k": sec * per_1k,
+                "draft_seconds_per_1k": draft_s * per_1k,
+            }
+        )
+    return rows
+
+
+def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[str, Any]:
+    _quiet()
+    bank_dir = work_dir / "banks"
+    dm = ImageDataModule(p.source)
+    train, test = dm.train_data(), dm.test_data()
+
+    task = progress.add_task("drafts", total=len(p.drafts)) if progress else None
+    drafts: dict[str, torch.nn.Module] = {}
+    draft_seconds: dict[str, float] = {}
+    for name in p.drafts:
+        start = time.perf_counter()
+        drafts[name] = train_draft(p, name)
+        draft_seconds[name] = time.perf_counter() - start
+        for nn in (False, True):  # both banks built once, here; the refiners only read them
+            probe = WarmStartDataModule(
+                dm, bank_size=p.bank_size, bank_dir=str(bank_dir), nearest_neighbour=nn
+            )
+            DraftBank.get(
+                probe.bank_path(drafts[name]),
+                drafts[name],
+                p.bank_size,
+                seed=p.seed,
+                reference=train if nn else None,
+                progress=False,
+            )
+        if progress:
+            progress.update(task, advance=1, description=f"trained draft {name}")
+
+    todo = image_jobs(p)
+    task = (
+        progress.add_task(f"training {len(todo)} refiners", total=len(todo)) if progress else None
+    )
+    states = [drafts[j.draft].state_dict() if j.draft else None for j in todo]
+    trained = []
+    with ProcessPoolExecutor(p.workers, mp_context=get_context("spawn")) as pool:
+        for res in pool.map(train_refiner, [p] * len(todo), todo, states, [bank_dir] * len(todo)):
+            trained.append(res)
+            if progress:
+                progress.update(task, advance=1, description=f"trained {res['job'].label}")
+
+    classifier = ClassifierFeatures(p.source)
+    fid = FID(classifier, test)
+    etask = progress.add_task("evaluating", total=len(trained)) if progress else None
+    rows: list[dict[str, Any]] = []
+    models = {}
+    for res in trained:
+        job = res["job"]
+        model = build_refiner(p, job, drafts.get(job.draft))
+        model.load_state_dict(res["state_dict"])
+        models[job] = model
+        rows += evaluate(p, model, job, fid, train)
+        if progress:
+            progress.update(etask, advance=1, description=f"evaluated {job.label}")
+    g = torch.Generator().manual_seed(p.seed)
+    real_subset = train[torch.randperm(len(train), generator=g)[: len(test)]]
+    extra: dict[str, Any] = {
+        "real_vs_real": {p.source: fid(real_subset)},
+        "real_nn_distance": nn_distance(test, train),
+        "draft_train_seconds": draft_seconds,
+        "draft_only": {n: fid(d.sample(p.n_eval)) for n, d in drafts.items()},
+        "train_seconds": {r["job"].label: r["train_seconds"] for r in trained},
+        "classifier_test_accuracy": classifier.accuracy(test, load_labelled_images(p.source)[3]),
+        "profile_settings": asdict(p),
+    }
+    extra["inception"] = (
+        inception_fids(p, rows, models, test, progress) if p.inception_samples else []
+    )
+    cold_nfe = {
+        (t0, s): solve(
+            lambda x, t: torch.zeros_like(x),
+            torch.zeros(1, 1),
+            0.0,
+            "euler",
+            step_size=(1 - t0) / s,
+        ).nfe
+        for t0 in {*p.t0s, p.ablation_t0}
+        for s in p.warm_grid
+    }
+    return {"rows": rows, "cold_nfe_at_equal_step": cold_nfe, **extra}
+
+
+def inception_fids(
+    p: ImageProfile,
+    rows: list[dict[str, Any]],
+    models: dict[ImageJob, FlowMatching],
+    test: torch.Tensor,
+    progress: Any = None,
+) -> list[dict[str, Any]]:
+    """Inception FID of the reference (best cold flow, Euler 100) and of the best warm setting."""
+    euler = [r for r in rows if r["solver"] == "euler"]
+    ref = min(
+        (r for r in euler if r["method"] == "cold_fm" and r["steps"] == p.reference_steps),
+        key=lambda r: r["quality"],
+    )
+    parity = [r for r in euler if r["method"] == "ws_fm" and r["quality"] <= 1.05 * ref["quality"]]
+    best = (
+        min(parity, key=lambda r: (r["nfe"], r["quality"]))
+        if parity
+        else min((r for r in euler if r["method"] == "ws_fm"), key=lambda r: r["quality"])
+    )
+    task = progress.add_task("Inception FID", total=2) if progress else None
+    fid = FID(InceptionFeatures(), test, batch=50)
+    out = []
+    for r in (ref, best):
+        job = ImageJob(r["method"], r["coupling"], r["t0"], r.get("draft", ""))
+        torch.manual_seed(p.seed)
+        x = models[job].sample(p.inception_samples, steps=r["steps"]).samples
+        out.append(
+            {
+                **{k: r[k] for k in ("method", "t0", "coupling", "steps", "nfe")},
+                "draft": r.get("draft"),
+                "n_samples": p.inception_samples,
+                "fid_inception": fid(x),
+                "fid_classifier": r["quality"],
+            }
+        )
+        if progress:
+            progress.update(task, advance=1, description=f"Inception FID {job.label}")
+    return out
