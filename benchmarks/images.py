@@ -299,7 +299,9 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
         if progress:
             progress.update(etask, advance=1, description=f"evaluated {job.label}")
     g = torch.Generator().manual_seed(p.seed)
-    real_subset = train[torch.randperm(len(train), generator=g)[: len(test)]]
+    # As many real training images as generated samples, so that the FID's small-sample bias
+    # is the same as the generated rows'.
+    real_subset = train[torch.randperm(len(train), generator=g)[: min(p.n_eval, len(train))]]
     extra: dict[str, Any] = {
         "real_vs_real": {p.source: fid(real_subset)},
         "real_nn_distance": nn_distance(test, train),

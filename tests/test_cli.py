@@ -52,3 +52,23 @@ def test_bad_config_value_fails_before_training(tmp_path):
     out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
     assert "t0=1.2 is outside [0, 1)" in out.stderr
+
+
+@pytest.mark.parametrize("subcommand", ["validate", "predict"])
+def test_validate_and_predict_subcommands(subcommand, tmp_path):
+    limit = (
+        "--trainer.limit_val_batches=1"
+        if subcommand == "validate"
+        else "--trainer.limit_predict_batches=1"
+    )
+    cmd = [
+        str(BIN / "ws-fm"),
+        subcommand,
+        "--config",
+        str(ROOT / "lightning_configs/toy/cold_fm.yaml"),
+        limit,
+        f"--trainer.default_root_dir={tmp_path}",
+        "--model.init_args.sample_steps=2",
+    ]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]

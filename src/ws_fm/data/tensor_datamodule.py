@@ -76,3 +76,7 @@ class TensorDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        # A refiner's predict_step draws as many samples as each batch holds.
+        return self.val_dataloader()

@@ -196,3 +196,6 @@ class WarmStartDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.data.test_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.data.predict_dataloader()
