@@ -9,9 +9,7 @@ wall-clock per 1,000 samples, and Inception FID for the reference and the best w
 
 from __future__ import annotations
 
-import logging
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -32,8 +30,8 @@ from ws_fm.nets import UNet
 from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
 from ws_fm.solvers import solve
 
+from .common import bench_trainer, quiet, sample_and_time, timed
 from .profiles import NFE_GRID
-from .toy import _timed
 
 __all__ = ["ImageProfile", "ImageJob", "run_images"]
 
@@ -91,26 +89,6 @@ def image_jobs(p: ImageProfile) -> list[ImageJob]:
     return jobs
 
 
-def _quiet() -> None:
-    warnings.filterwarnings("ignore")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def _trainer(steps: int, callbacks: list[Any] | None = None) -> L.Trainer:
-    return L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=callbacks or [],
-    )
-
-
 def make_draft(p: ImageProfile, name: str) -> torch.nn.Module:
     cls = {"gaussian": GaussianDraft, "vae": VAEDraft, "gan": GANDraft}[name]
     return cls(p.sample_shape)
@@ -123,7 +101,7 @@ def train_draft(p: ImageProfile, name: str) -> torch.nn.Module:
     if name == "gaussian":
         draft.fit(dm.train_data())  # closed form
     else:
-        _trainer(p.draft_steps).fit(draft, dm)
+        bench_trainer(p.draft_steps).fit(draft, dm)
     return draft.eval()
 
 
@@ -161,7 +139,7 @@ def train_refiner(
 ) -> dict[str, Any]:
     """Train one refiner (in a worker process, one thread)."""
     torch.set_num_threads(1)
-    _quiet()
+    quiet()
     L.seed_everything(p.seed, verbose=False)
     draft = None
     if job.draft:
@@ -169,7 +147,7 @@ def train_refiner(
         draft.load_state_dict(draft_state)
     model = build_refiner(p, job, draft)
     start = time.perf_counter()
-    _trainer(p.train_steps, [EMAWeightAveraging(decay=p.ema_decay)]).fit(
+    bench_trainer(p.train_steps, [EMAWeightAveraging(decay=p.ema_decay)]).fit(
         model, _datamodule(p, job, bank_dir)
     )
     return {
@@ -214,17 +192,15 @@ def evaluate(
     draft_s = 0.0
     draft_time = None
     if warm:
-        draft_time, draft_s = _timed(partial(model.draw_source, p.n_time), p.timing_repeats)
+        draft_time, draft_s = timed(partial(model.draw_source, p.n_time), p.timing_repeats)
     grid = p.warm_grid if warm else sorted(set(p.cold_grid) | {p.reference_steps})
     settings = [("euler", s) for s in grid] + (
         [("dopri5", None)] if not warm or job.t0 == p.ablation_t0 else []
     )
     rows = []
     for solver, steps in settings:
-        res = model.sample(p.n_eval, solver=solver, steps=steps, source=draft)
-        _, sec = _timed(
-            partial(model.sample, p.n_time, solver=solver, steps=steps, source=draft_time),
-            p.timing_repeats,
+        res, sec = sample_and_time(
+            model, solver, steps, p.n_eval, p.n_time, p.timing_repeats, draft, draft_time
         )
         rows.append(
             {
@@ -246,7 +222,7 @@ def evaluate(
 
 
 def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[str, Any]:
-    _quiet()
+    quiet()
     bank_dir = work_dir / "banks"
     dm = ImageDataModule(p.source)
     train, test = dm.train_data(), dm.test_data()

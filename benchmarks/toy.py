@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import time
-import warnings
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -22,6 +19,7 @@ from ws_fm.metrics import sliced_wasserstein
 from ws_fm.nets import MLP
 from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
 
+from .common import bench_trainer, quiet, sample_and_time, timed
 from .profiles import ToyProfile
 
 __all__ = ["Job", "jobs", "build_model", "train_job", "run_toy"]
@@ -72,22 +70,10 @@ def build_model(p: ToyProfile, job: Job) -> FlowMatching:
 def train_job(p: ToyProfile, job: Job, threads: int = 1) -> dict[str, Any]:
     """Train one model (in a worker process); returns its weights and training time."""
     torch.set_num_threads(threads)
-    warnings.filterwarnings("ignore")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet()
     L.seed_everything(p.seed, verbose=False)
     model, dm = build_model(p, job), _datamodule(p, job)
-    trainer = L.Trainer(
-        max_steps=p.train_steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[EMAWeightAveraging(decay=p.ema_decay)],
-    )
+    trainer = bench_trainer(p.train_steps, [EMAWeightAveraging(decay=p.ema_decay)])
     start = time.perf_counter()
     trainer.fit(model, dm)
     return {
@@ -95,18 +81,6 @@ def train_job(p: ToyProfile, job: Job, threads: int = 1) -> dict[str, Any]:
         "state_dict": model.state_dict(),
         "train_seconds": time.perf_counter() - start,
     }
-
-
-def _timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
-    """Result of the first call and the best time over ``repeats`` calls (seconds)."""
-    out, best = None, float("inf")
-    for i in range(repeats):
-        start = time.perf_counter()
-        res = fn()
-        best = min(best, time.perf_counter() - start)
-        if i == 0:
-            out = res
-    return out, best
 
 
 def evaluate(
@@ -128,15 +102,13 @@ def evaluate(
     draft_time: torch.Tensor | None = None
     draft_s = 0.0
     if warm:
-        draft_time, draft_s = _timed(partial(model.draw_source, p.n_time), p.timing_repeats)
+        draft_time, draft_s = timed(partial(model.draw_source, p.n_time), p.timing_repeats)
     steps_list = sorted(set(p.nfe_grid) | ({p.reference_steps} if not warm else set()))
     settings = [("euler", s) for s in steps_list] + [("dopri5", None)]
     rows = []
     for solver, steps in settings:
-        res = model.sample(p.n_eval, solver=solver, steps=steps, source=draft)
-        _, sec = _timed(
-            partial(model.sample, p.n_time, solver=solver, steps=steps, source=draft_time),
-            p.timing_repeats,
+        res, sec = sample_and_time(
+            model, solver, steps, p.n_eval, p.n_time, p.timing_repeats, draft, draft_time
         )
         rows.append(
             {

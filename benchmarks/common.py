@@ -1,0 +1,71 @@
+"""Pieces shared by the benchmark profiles."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+
+from ws_fm.refiners import FlowMatching
+from ws_fm.solvers import SolveResult
+
+__all__ = ["quiet", "bench_trainer", "timed", "sample_and_time"]
+
+
+def quiet() -> None:
+    """Silence warnings and Lightning's info lines (benchmarks print their own progress)."""
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def bench_trainer(steps: int, callbacks: list[Any] | None = None) -> L.Trainer:
+    """A CPU Trainer for ``steps`` steps without logging, checkpoints, bars or validation."""
+    return L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=callbacks or [],
+    )
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
+    """Result of the first call and the best time over ``repeats`` calls (seconds)."""
+    out, best = None, float("inf")
+    for i in range(repeats):
+        start = time.perf_counter()
+        res = fn()
+        best = min(best, time.perf_counter() - start)
+        if i == 0:
+            out = res
+    return out, best
+
+
+def sample_and_time(
+    model: FlowMatching,
+    solver: str,
+    steps: int | None,
+    n_eval: int,
+    n_time: int,
+    repeats: int,
+    source: torch.Tensor | None = None,
+    time_source: torch.Tensor | None = None,
+) -> tuple[SolveResult, float]:
+    """``n_eval`` samples for the quality, and the best time of ``repeats`` separate runs on
+    ``n_time`` samples (drafts pre-drawn, so that only the refinement is timed)."""
+    res = model.sample(n_eval, solver=solver, steps=steps, source=source)
+    _, sec = timed(
+        partial(model.sample, n_time, solver=solver, steps=steps, source=time_source), repeats
+    )
+    return res, sec
