@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -13,9 +13,9 @@ import lightning as L
 import torch
 
 from ws_fm.refiners import FlowMatching
-from ws_fm.solvers import SolveResult
+from ws_fm.solvers import SolveResult, solve
 
-__all__ = ["quiet", "bench_trainer", "timed", "sample_and_time"]
+__all__ = ["quiet", "bench_trainer", "timed", "sample_and_time", "cold_nfe_at_equal_step"]
 
 
 def quiet() -> None:
@@ -69,3 +69,25 @@ def sample_and_time(
         partial(model.sample, n_time, solver=solver, steps=steps, source=time_source), repeats
     )
     return res, sec
+
+
+def cold_nfe_at_equal_step(
+    t0s: Iterable[float], steps: Iterable[int]
+) -> dict[tuple[float, int], int]:
+    """Counted NFE of a cold Euler solve from ``t = 0`` at each warm step size ``(1 - t0) / steps``.
+
+    The count depends on the solver alone, not on the network, so a zero field is integrated;
+    the NFE is still counted by the solver's ``NFECounter``, not computed.
+    """
+    steps = list(steps)
+    return {
+        (t0, n): solve(
+            lambda x, t: torch.zeros_like(x),
+            torch.zeros(1, 1),
+            0.0,
+            "euler",
+            step_size=(1 - t0) / n,
+        ).nfe
+        for t0 in t0s
+        for n in steps
+    }

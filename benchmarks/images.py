@@ -28,9 +28,8 @@ from ws_fm.drafts import GANDraft, GaussianDraft, VAEDraft
 from ws_fm.metrics.fid_features import ClassifierFeatures, InceptionFeatures
 from ws_fm.nets import UNet
 from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
-from ws_fm.solvers import solve
 
-from .common import bench_trainer, quiet, sample_and_time, timed
+from .common import bench_trainer, cold_nfe_at_equal_step, quiet, sample_and_time, timed
 from .profiles import NFE_GRID
 
 __all__ = ["ImageProfile", "ImageJob", "run_images"]
@@ -290,17 +289,7 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
     extra["inception"] = (
         inception_fids(p, rows, models, test, progress) if p.inception_samples else []
     )
-    cold_nfe = {
-        (t0, s): solve(
-            lambda x, t: torch.zeros_like(x),
-            torch.zeros(1, 1),
-            0.0,
-            "euler",
-            step_size=(1 - t0) / s,
-        ).nfe
-        for t0 in {*p.t0s, p.ablation_t0}
-        for s in p.warm_grid
-    }
+    cold_nfe = cold_nfe_at_equal_step({*p.t0s, p.ablation_t0}, p.warm_grid)
     return {"rows": rows, "cold_nfe_at_equal_step": cold_nfe, **extra}
 
 

@@ -19,7 +19,7 @@ from ws_fm.metrics import sliced_wasserstein
 from ws_fm.nets import MLP
 from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
 
-from .common import bench_trainer, quiet, sample_and_time, timed
+from .common import bench_trainer, cold_nfe_at_equal_step, quiet, sample_and_time, timed
 from .profiles import ToyProfile
 
 __all__ = ["Job", "jobs", "build_model", "train_job", "run_toy"]
@@ -127,13 +127,6 @@ def evaluate(
     return rows
 
 
-def count_cold_nfe(p: ToyProfile, t0: float, steps: int) -> int:
-    """Counted NFE of a cold Euler solve at the warm solve's step size ``(1 - t0) / steps``."""
-    model = build_model(p, Job(p.datasets[0], "cold_fm", "independent"))
-    model.sample_shape = (2,)
-    return model.sample(2, solver="euler", step_size=(1 - t0) / steps).nfe
-
-
 def run_toy(p: ToyProfile, progress: Any = None) -> dict[str, Any]:
     """Train every job (``p.workers`` processes), then evaluate all in this process."""
     todo = jobs(p)
@@ -162,7 +155,7 @@ def run_toy(p: ToyProfile, progress: Any = None) -> dict[str, Any]:
             rows += evaluate(p, res["job"], res["state_dict"], test)
             if progress:
                 progress.update(etask, advance=1, description=f"evaluated {res['job'].label}")
-    cold_nfe = {(t0, s): count_cold_nfe(p, t0, s) for t0 in p.t0s for s in p.nfe_grid}
+    cold_nfe = cold_nfe_at_equal_step(p.t0s, p.nfe_grid)
     return {
         "rows": rows,
         "real_vs_real": floors,

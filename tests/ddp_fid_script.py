@@ -9,6 +9,7 @@ import warnings
 
 import lightning as L
 import torch
+from helpers import quick_trainer
 
 from ws_fm.callbacks import FIDCallback
 from ws_fm.data import ImageDataModule, WarmStartDataModule
@@ -40,18 +41,7 @@ def main(out_path, fake_path, bank_dir):
     dm = WarmStartDataModule(
         ImageDataModule("digits", batch_size=16), bank_size=256, bank_dir=bank_dir
     )
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp",
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[fid],
-    )
+    trainer = quick_trainer(".", 2, devices=2, strategy="ddp", limit_val_batches=0, callbacks=[fid])
     trainer.fit(model, dm)
     builds = model.all_gather(torch.tensor(dm.builds))
     real_n = model.all_gather(fid.metric.real_features_num_samples.clone())

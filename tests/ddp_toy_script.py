@@ -10,6 +10,7 @@ import warnings
 
 import lightning as L
 import torch
+from helpers import quick_trainer
 
 from ws_fm.data import ToyDataModule
 from ws_fm.drafts import GaussianMixtureDraft
@@ -30,17 +31,7 @@ def main(out_path: str) -> None:
     warnings.filterwarnings("ignore")
     L.seed_everything(0, verbose=False)
     model = Recording(MLP(hidden=32), GaussianMixtureDraft(dim=2), t0=0.8)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp",
-        max_steps=4,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=2,
-    )
+    trainer = quick_trainer(".", 4, devices=2, strategy="ddp", limit_val_batches=2)
     dm = ToyDataModule("moons", n_train=2000, n_test=400, batch_size=64)
     trainer.fit(model, dm)
     val = trainer.validate(model, dm, verbose=False)[0]  # val/loss is synced across ranks

@@ -1,7 +1,7 @@
 import math
 
-import lightning as L
 import pytest
+from helpers import quick_trainer
 from PIL import Image
 
 from ws_fm.callbacks import SampleGridCallback, SpeedupCallback
@@ -43,18 +43,7 @@ def test_speedup_callback_on_a_cold_module_reports_no_draft_time():
 def test_sample_grid_callback_writes_a_png_grid(tmp_path):
     model = FlowMatching(UNet(channels=8, channel_mults=(1,)), sample_steps=2)
     grid = SampleGridCallback(num_samples=16, nrow=4, out_dir=str(tmp_path))
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=1,
-        limit_val_batches=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[grid],
-        default_root_dir=tmp_path,
-    )
+    trainer = quick_trainer(tmp_path, -1, limit_train_batches=1, callbacks=[grid])
     trainer.fit(model, ImageDataModule("digits", batch_size=16))
     assert len(grid.saved) == 1
     img = Image.open(grid.saved[0])

@@ -2,6 +2,7 @@
 
 import lightning as L
 import torch
+from helpers import quick_trainer
 from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from ws_fm.data import ToyDataModule
@@ -18,17 +19,14 @@ def _train(model, tmp_path):
     model.optimizer_factory = lambda p: torch.optim.Adam(p, lr=2e-3)
     model.lr_scheduler_factory = lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, STEPS)
     dm = ToyDataModule("checkerboard", n_train=10_000, n_test=3000, batch_size=256)
-    L.Trainer(
-        max_steps=STEPS,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    trainer = quick_trainer(
+        tmp_path,
+        STEPS,
+        max_epochs=None,
         limit_val_batches=0,
-        default_root_dir=tmp_path,
         callbacks=[EMAWeightAveraging(decay=0.99)],
-    ).fit(model, dm)
+    )
+    trainer.fit(model, dm)
     torch.manual_seed(1)
     return sliced_wasserstein(model.sample(3000, steps=4).samples, dm.test_data())
 

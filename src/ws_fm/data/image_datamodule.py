@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from .images import load_images
+from .images import check_image_source, load_images
 from .tensor_datamodule import TensorDataModule
 
 __all__ = ["ImageDataModule"]
@@ -30,12 +30,7 @@ class ImageDataModule(TensorDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers)
-        if not (
-            source in ("digits", "fashion_mnist") or (source.startswith("hf:") and len(source) > 3)
-        ):
-            raise ValueError(
-                f"unknown image source={source!r}; choose 'digits', 'fashion_mnist' or 'hf:<name>'."
-            )
+        check_image_source(source)
         self.source, self.root = source, root
 
     def load(self) -> tuple[Tensor, Tensor]:

@@ -19,7 +19,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["IMAGE_SOURCES", "FASHION_MNIST_ROOT", "load_images", "load_labelled_images", "read_idx"]
+__all__ = [
+    "IMAGE_SOURCES",
+    "check_image_source",
+    "FASHION_MNIST_ROOT",
+    "load_images",
+    "load_labelled_images",
+    "read_idx",
+]
 
 Splits = tuple[Tensor, Tensor, Tensor, Tensor]
 """``(train_images, train_labels, test_images, test_labels)``."""
@@ -113,6 +120,15 @@ def _hub(name: str) -> Splits:
     return (*convert("train"), *convert(test))
 
 
+def check_image_source(source: str) -> str:
+    """``source`` if it names a loader here; else a ``ValueError`` listing the choices."""
+    if source in ("digits", "fashion_mnist") or (source.startswith("hf:") and len(source) > 3):
+        return source
+    raise ValueError(
+        f"unknown image source={source!r}; choose 'digits', 'fashion_mnist' or 'hf:<name>'."
+    )
+
+
 def load_images(source: str, root: str | Path | None = None) -> tuple[Tensor, Tensor]:
     """``(train, test)`` image tensors in [-1, 1] for ``source`` (see :data:`IMAGE_SOURCES`)."""
     xtr, _, xte, _ = load_labelled_images(source, root)
@@ -125,8 +141,4 @@ def load_labelled_images(source: str, root: str | Path | None = None) -> Splits:
         return _digits()
     if source == "fashion_mnist":
         return _fashion_mnist(Path(root) if root is not None else None)
-    if source.startswith("hf:") and len(source) > 3:
-        return _hub(source[3:])
-    raise ValueError(
-        f"unknown image source={source!r}; choose 'digits', 'fashion_mnist' or 'hf:<name>'."
-    )
+    return _hub(check_image_source(source)[3:])
