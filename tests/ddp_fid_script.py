@@ -13,6 +13,7 @@ from helpers import quick_trainer
 
 from ws_fm.callbacks import FIDCallback
 from ws_fm.data import ImageDataModule, WarmStartDataModule
+from ws_fm.distributed import shutdown_process_group
 from ws_fm.drafts import GaussianDraft
 from ws_fm.nets import UNet
 from ws_fm.refiners import WarmStartFlowMatching
@@ -59,3 +60,4 @@ def main(out_path, fake_path, bank_dir):
 
 if __name__ == "__main__":
     main(*sys.argv[1:4])
+    shutdown_process_group()

@@ -13,6 +13,7 @@ import torch
 from helpers import quick_trainer
 
 from ws_fm.data import ToyDataModule
+from ws_fm.distributed import shutdown_process_group
 from ws_fm.drafts import GaussianMixtureDraft
 from ws_fm.nets import MLP
 from ws_fm.refiners import WarmStartFlowMatching
@@ -51,3 +52,4 @@ def main(out_path: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    shutdown_process_group()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
+from .distributed import shutdown_process_group
+
 __all__ = ["WSFMCLI", "main"]
 
 
@@ -28,6 +30,7 @@ def main(args: list[str] | None = None) -> None:
         save_config_kwargs={"overwrite": True},
         args=args,
     )
+    shutdown_process_group()  # a clean exit for DDP runs
 
 
 if __name__ == "__main__":
