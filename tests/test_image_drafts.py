@@ -54,3 +54,19 @@ def test_draft_checkpoint_loads_and_missing_one_fails_early(tmp_path):
         DraftCheckpoint(str(tmp_path / "nope.ckpt"), "ws_fm.drafts.VAEDraft")
     with pytest.raises(ValueError, match="not a ws_fm.drafts.DraftModule subclass"):
         DraftCheckpoint(str(ckpt), "torch.nn.Linear")
+
+
+@pytest.mark.parametrize("r1_gamma, covers_modes", [(10.0, True), (0.0, False)])
+def test_gan_draft_r1_penalty_prevents_mode_collapse(r1_gamma, covers_modes, tmp_path):
+    # Without R1 this GAN collapses on digits (per-pixel std across samples ~0.07 after 300
+    # steps); with the default gamma it reaches most of the data's spread (0.46).
+    torch.manual_seed(0)
+    draft = GANDraft((1, 8, 8), r1_gamma=r1_gamma)
+    quick_trainer(tmp_path, 300, max_epochs=-1).fit(draft, ImageDataModule("digits", 128))
+    spread = draft.sample(1000, generator=torch.Generator().manual_seed(0)).std(0).mean()
+    assert (spread > 0.3) == covers_modes, float(spread)
+
+
+def test_gan_draft_rejects_negative_r1_gamma():
+    with pytest.raises(ValueError, match="r1_gamma must be >= 0"):
+        GANDraft((1, 8, 8), r1_gamma=-1.0)
