@@ -31,6 +31,26 @@ def test_fit_fast_dev_run(config, tmp_path):
     assert "max_steps=1" in out.stdout + out.stderr
 
 
+def test_fit_ddp_two_processes_with_ema_from_the_cli(tmp_path):
+    # EMAWeightAveraging deep-copies the CLI-built module; its jsonargparse optimizer partials
+    # held a lock on rank 0, which made this command fail before SharesFactoriesOnCopy.
+    cmd = [
+        str(BIN / "ws-fm"),
+        "fit",
+        "--config",
+        str(ROOT / "lightning_configs/toy/ws_fm.yaml"),
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        "--trainer.max_steps=3",
+        "--trainer.limit_val_batches=1",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "EMAWeightAveraging" in (ROOT / "lightning_configs/toy/ws_fm.yaml").read_text()
+
+
 def test_lightning_entry_point_is_the_same_cli(tmp_path):
     out = subprocess.run(
         [str(BIN / "lightning"), "fit", "--help"], capture_output=True, text=True, timeout=120

@@ -155,3 +155,23 @@ def test_ema_weight_averaging_with_a_sanity_check_and_a_closed_form_draft(tmp_pa
     assert model.draft.is_fitted
     assert torch.isfinite(trainer.callback_metrics["val/loss"])
     assert model.sample(8, steps=2).samples.shape == (8, 2)
+
+
+def test_deepcopy_shares_uncopyable_optimizer_factories_and_copies_weights():
+    import copy
+    import functools
+    import threading
+
+    lock = threading.Lock()  # stands in for what jsonargparse's partials can reference
+
+    def adam(params, lock=lock):
+        return torch.optim.Adam(params, lr=1e-3)
+
+    model = FlowMatching(MLP(2), optimizer=functools.partial(adam, lock=lock))
+    twin = copy.deepcopy(model)
+    assert twin.optimizer_factory is model.optimizer_factory
+    a, b = next(model.parameters()), next(twin.parameters())
+    assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()
+    with torch.no_grad():
+        b.add_(1.0)
+    assert not torch.equal(a, b)

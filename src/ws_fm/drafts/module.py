@@ -9,12 +9,13 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from .._copy import SharesFactoriesOnCopy
 from ..data.tensor_datamodule import datamodule_train_data
 
 __all__ = ["DraftModule"]
 
 
-class DraftModule(L.LightningModule):
+class DraftModule(SharesFactoriesOnCopy, L.LightningModule):
     """A draft generator trained with Lightning; ``sample(n)`` makes ``n`` drafts in one pass.
 
     Args:

@@ -25,6 +25,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_positive_int
+from .._copy import SharesFactoriesOnCopy
 from ..couplings import COUPLINGS, Coupling, NearestNeighbourCoupling, get_coupling
 from ..data.tensor_datamodule import datamodule_train_data
 from ..paths import ColdStartPath, PathSample, ProbabilityPath
@@ -34,7 +35,7 @@ from ..time_sampling import TIME_SAMPLERS, sample_time
 __all__ = ["FlowMatching"]
 
 
-class FlowMatching(L.LightningModule):
+class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
     """Cold-start flow matching from Gaussian noise.
 
     Args:
