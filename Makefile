@@ -2,7 +2,7 @@
 # fresh machine.  Override the environment's location with `make test VENV=/path/to/venv`.
 VENV    ?= .venv
 PYTHON  ?= python3
-PROFILE ?= toy
+PROFILE ?= digits
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.ws_fm-installed
 

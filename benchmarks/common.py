@@ -25,11 +25,15 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def bench_trainer(steps: int, callbacks: list[Any] | None = None) -> L.Trainer:
-    """A CPU Trainer for ``steps`` steps without logging, checkpoints, bars or validation."""
+def bench_trainer(
+    steps: int, callbacks: list[Any] | None = None, accelerator: str = "cpu"
+) -> L.Trainer:
+    """A one-device Trainer for ``steps`` steps without logging, checkpoints, bars or
+    validation; bf16 mixed precision on GPU."""
     return L.Trainer(
         max_steps=steps,
-        accelerator="cpu",
+        accelerator=accelerator,
+        precision="bf16-mixed" if accelerator == "gpu" else "32-true",
         devices=1,
         logger=False,
         enable_checkpointing=False,
@@ -46,6 +50,8 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
     for i in range(repeats):
         start = time.perf_counter()
         res = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # CUDA kernels run asynchronously
         best = min(best, time.perf_counter() - start)
         if i == 0:
             out = res

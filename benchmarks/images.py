@@ -62,8 +62,16 @@ class ImageProfile:
     n_time: int = 250
     timing_repeats: int = 2
     inception_samples: int = 1000  # 0 skips the Inception FID
+    n_real: int = 0  # held-out images for the FID's real statistics; 0: the whole test split
+    grid_samples: int = 32  # per method in <profile>_samples.png; 0: no grid
     workers: int = 2
     seed: int = 0
+    accelerator: str = "cpu"  # "gpu": one CUDA device, refiners trained one after another
+    note: str = ""  # printed and stored with the results (e.g. a CPU fallback's reductions)
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cuda" if self.accelerator == "gpu" else "cpu")
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ def train_draft(p: ImageProfile, name: str) -> torch.nn.Module:
     if name == "gaussian":
         draft.fit(dm.train_data())  # closed form
     else:
-        bench_trainer(p.draft_steps).fit(draft, dm)
+        bench_trainer(p.draft_steps, accelerator=p.accelerator).fit(draft, dm)
     return draft.eval()
 
 
@@ -136,8 +144,9 @@ def _datamodule(p: ImageProfile, job: ImageJob, bank_dir: Path) -> L.LightningDa
 def train_refiner(
     p: ImageProfile, job: ImageJob, draft_state: dict[str, Any] | None, bank_dir: Path
 ) -> dict[str, Any]:
-    """Train one refiner (in a worker process, one thread)."""
-    torch.set_num_threads(1)
+    """Train one refiner (in a worker process, one thread on CPU)."""
+    if p.accelerator == "cpu":
+        torch.set_num_threads(1)
     quiet()
     L.seed_everything(p.seed, verbose=False)
     draft = None
@@ -146,12 +155,12 @@ def train_refiner(
         draft.load_state_dict(draft_state)
     model = build_refiner(p, job, draft)
     start = time.perf_counter()
-    bench_trainer(p.train_steps, [EMAWeightAveraging(decay=p.ema_decay)]).fit(
-        model, _datamodule(p, job, bank_dir)
-    )
+    bench_trainer(
+        p.train_steps, [EMAWeightAveraging(decay=p.ema_decay)], accelerator=p.accelerator
+    ).fit(model, _datamodule(p, job, bank_dir))
     return {
         "job": job,
-        "state_dict": model.state_dict(),
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
         "train_seconds": time.perf_counter() - start,
     }
 
@@ -159,24 +168,30 @@ def train_refiner(
 class FID:
     """FID against the held-out split with fixed real statistics (computed once)."""
 
-    def __init__(self, features: torch.nn.Module, real: torch.Tensor, batch: int = 250) -> None:
+    def __init__(
+        self,
+        features: torch.nn.Module,
+        real: torch.Tensor,
+        batch: int = 250,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.metric = FrechetInceptionDistance(
             feature=features, reset_real_features=False, normalize=True
-        )
-        self.batch = batch
+        ).to(device)
+        self.batch, self.device = batch, device
         for chunk in real.split(batch):
-            self.metric.update(chunk, real=True)
+            self.metric.update(chunk.to(device), real=True)
 
     def __call__(self, fake: torch.Tensor) -> float:
         self.metric.reset()
         for chunk in fake.clamp(-1, 1).split(self.batch):
-            self.metric.update(chunk, real=False)
+            self.metric.update(chunk.to(self.device), real=False)
         return float(self.metric.compute())
 
 
 def nn_distance(x: torch.Tensor, train: torch.Tensor) -> float:
     """Mean L2 distance from each sample to its nearest training image."""
-    flat, ref = x.reshape(len(x), -1), train.reshape(len(train), -1)
+    flat, ref = x.reshape(len(x), -1).cpu(), train.reshape(len(train), -1).cpu()
     return float((flat - ref[nearest_indices(flat, ref)]).norm(dim=1).mean())
 
 
@@ -225,6 +240,9 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
     bank_dir = work_dir / "banks"
     dm = ImageDataModule(p.source)
     train, test = dm.train_data(), dm.test_data()
+    if p.n_real:  # a fixed subset of the held-out split for the real statistics
+        g = torch.Generator().manual_seed(p.seed)
+        test = test[torch.randperm(len(test), generator=g)[: p.n_real]]
 
     task = progress.add_task("drafts", total=len(p.drafts)) if progress else None
     drafts: dict[str, torch.nn.Module] = {}
@@ -261,7 +279,7 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
                 progress.update(task, advance=1, description=f"trained {res['job'].label}")
 
     classifier = ClassifierFeatures(p.source)
-    fid = FID(classifier, test)
+    fid = FID(classifier, test, device=p.device)
     etask = progress.add_task("evaluating", total=len(trained)) if progress else None
     rows: list[dict[str, Any]] = []
     models = {}
@@ -269,6 +287,7 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
         job = res["job"]
         model = build_refiner(p, job, drafts.get(job.draft))
         model.load_state_dict(res["state_dict"])
+        model.to(p.device)
         models[job] = model
         rows += evaluate(p, model, job, fid, train)
         if progress:
@@ -285,12 +304,76 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
         "train_seconds": {r["job"].label: r["train_seconds"] for r in trained},
         "classifier_test_accuracy": classifier.accuracy(test, load_labelled_images(p.source)[3]),
         "profile_settings": asdict(p),
+        "note": p.note,
     }
     extra["inception"] = (
         inception_fids(p, rows, models, test, progress) if p.inception_samples else []
     )
+    if p.grid_samples:
+        extra["sample_grids"] = sample_grids(p, rows, models, drafts)
     cold_nfe = cold_nfe_at_equal_step({*p.t0s, p.ablation_t0}, p.warm_grid)
     return {"rows": rows, "cold_nfe_at_equal_step": cold_nfe, **extra}
+
+
+def reference_row(p: ImageProfile, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best cold flow at the reference budget (Euler, ``reference_steps``)."""
+    return min(
+        (
+            r
+            for r in rows
+            if r["solver"] == "euler"
+            and r["method"] == "cold_fm"
+            and r["steps"] == p.reference_steps
+        ),
+        key=lambda r: r["quality"],
+    )
+
+
+def best_warm_row(
+    rows: list[dict[str, Any]], ref: dict[str, Any], draft: str | None = None
+) -> dict[str, Any]:
+    """The cheapest warm Euler row at parity (within 5% of ``ref``), else the best warm row."""
+    warm = [
+        r
+        for r in rows
+        if r["solver"] == "euler"
+        and r["method"] == "ws_fm"
+        and (draft is None or r.get("draft") == draft)
+    ]
+    parity = [r for r in warm if r["quality"] <= 1.05 * ref["quality"]]
+    if parity:
+        return min(parity, key=lambda r: (r["nfe"], r["quality"]))
+    return min(warm, key=lambda r: r["quality"])
+
+
+def _job(r: dict[str, Any]) -> ImageJob:
+    return ImageJob(r["method"], r["coupling"], r["t0"], r.get("draft", ""))
+
+
+def sample_grids(
+    p: ImageProfile,
+    rows: list[dict[str, Any]],
+    models: dict[ImageJob, FlowMatching],
+    drafts: dict[str, torch.nn.Module],
+) -> dict[str, torch.Tensor]:
+    """``grid_samples`` images per method: each draft alone, the reference, and each draft's
+    warm operating point (as in the results table)."""
+    ref = reference_row(p, rows)
+    out: dict[str, torch.Tensor] = {}
+    for name, d in drafts.items():
+        torch.manual_seed(p.seed)
+        out[f"{name} draft alone"] = d.sample(p.grid_samples).cpu()
+    torch.manual_seed(p.seed)
+    out[f"cold {ref['coupling']} Euler {ref['steps']}"] = (
+        models[_job(ref)].sample(p.grid_samples, steps=ref["steps"]).samples.cpu()
+    )
+    for name in drafts:
+        r = best_warm_row(rows, ref, name)
+        torch.manual_seed(p.seed)
+        out[f"WS-FM {name} {r['coupling']} t0={r['t0']} NFE {r['nfe']}"] = (
+            models[_job(r)].sample(p.grid_samples, steps=r["steps"]).samples.cpu()
+        )
+    return out
 
 
 def inception_fids(
@@ -301,22 +384,13 @@ def inception_fids(
     progress: Any = None,
 ) -> list[dict[str, Any]]:
     """Inception FID of the reference (best cold flow, Euler 100) and of the best warm setting."""
-    euler = [r for r in rows if r["solver"] == "euler"]
-    ref = min(
-        (r for r in euler if r["method"] == "cold_fm" and r["steps"] == p.reference_steps),
-        key=lambda r: r["quality"],
-    )
-    parity = [r for r in euler if r["method"] == "ws_fm" and r["quality"] <= 1.05 * ref["quality"]]
-    best = (
-        min(parity, key=lambda r: (r["nfe"], r["quality"]))
-        if parity
-        else min((r for r in euler if r["method"] == "ws_fm"), key=lambda r: r["quality"])
-    )
+    ref = reference_row(p, rows)
+    best = best_warm_row(rows, ref)
     task = progress.add_task("Inception FID", total=2) if progress else None
-    fid = FID(InceptionFeatures(), test, batch=50)
+    fid = FID(InceptionFeatures(), test, batch=50, device=p.device)
     out = []
     for r in (ref, best):
-        job = ImageJob(r["method"], r["coupling"], r["t0"], r.get("draft", ""))
+        job = _job(r)
         torch.manual_seed(p.seed)
         x = models[job].sample(p.inception_samples, steps=r["steps"]).samples
         out.append(

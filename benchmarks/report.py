@@ -30,7 +30,14 @@ import torch
 
 from ws_fm.speedup import better, quality_matched_speedup, within
 
-__all__ = ["device_name", "build_report", "write_report", "operating_points", "rich_table"]
+__all__ = [
+    "device_name",
+    "build_report",
+    "write_report",
+    "write_sample_grids",
+    "operating_points",
+    "rich_table",
+]
 
 
 def device_name() -> str:
@@ -257,7 +264,84 @@ def markdown(report: dict[str, Any]) -> str:
             + " | ".join(cols.get(s, "-") for s in grid)
             + f" | {cols.get('dopri5', '-')} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _image_extras(report)) + "\n"
+
+
+def _image_extras(report: dict[str, Any]) -> list[str]:
+    """Sections only the image profiles have: the note, drafts alone, Inception FID,
+    memorisation and the sample grid."""
+    lines: list[str] = []
+    if report.get("note"):
+        lines += ["", f"**Note:** {report['note']}"]
+    if report.get("draft_only"):
+        lines += ["", "## Drafts alone", "", "| draft | quality | train seconds |", "|---|---|---|"]
+        secs = report.get("draft_train_seconds", {})
+        for name, q in report["draft_only"].items():
+            lines.append(f"| {name} | {_fmt(q)} | {_fmt(secs.get(name), 1)} |")
+    if report.get("inception"):
+        lines += [
+            "",
+            "## Inception FID (reference and best warm setting)",
+            "",
+            "| method | draft | coupling | t0 | NFE | samples | FID Inception | FID classifier |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in report["inception"]:
+            lines.append(
+                f"| {r['method']} | {r['draft'] or '-'} | {r['coupling']} | {r['t0']:g} | "
+                f"{r['nfe']} | {r['n_samples']} | {_fmt(r['fid_inception'])} | "
+                f"{_fmt(r['fid_classifier'])} |"
+            )
+    if "real_nn_distance" in report:
+        lines += [
+            "",
+            "## Memorisation: mean L2 distance to the nearest training image",
+            "",
+            f"Held-out real images: {_fmt(report['real_nn_distance'])}. Samples at each setting's "
+            "operating point:",
+            "",
+            "| method | draft | coupling | t0 | NFE | NN distance |",
+            "|---|---|---|---|---|---|",
+        ]
+        for s in operating_points(report):
+            row = next(
+                (
+                    r
+                    for r in report["rows"]
+                    if _key(r) == _key(s) and r["solver"] == "euler" and r["nfe"] == s["nfe"]
+                ),
+                None,
+            )
+            if row is not None and "nn_distance" in row:
+                lines.append(
+                    f"| {s['method']} | {s.get('draft') or '-'} | {s['coupling']} | "
+                    f"{s['t0']:g} | {s['nfe']} | {_fmt(row['nn_distance'])} |"
+                )
+    if report.get("sample_grid"):
+        lines += ["", "## Samples", "", f"![samples]({report['sample_grid']})"]
+    return lines
+
+
+def write_sample_grids(grids: dict[str, torch.Tensor], path: Path) -> Path:
+    """One row of images in [-1, 1] per method, titled, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torchvision.utils import make_grid
+
+    fig, axes = plt.subplots(len(grids), 1, figsize=(12, 0.75 * len(grids) * 1.6), squeeze=False)
+    for ax, (title, x) in zip(axes[:, 0], grids.items()):
+        img = make_grid(x.clamp(-1, 1).add(1).div(2), nrow=len(x), padding=1, pad_value=1.0)
+        ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.axis("off")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
 
 
 def plot(report: dict[str, Any], path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.run --profile toy`` (what ``make benchmark PROFILE=toy`` runs)."""
+"""``python -m benchmarks.run --profile digits`` (what ``make benchmark PROFILE=digits`` runs)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .images import run_images
 from .profiles import PROFILES, ToyProfile, _image_profiles
-from .report import build_report, rich_table, write_report
+from .report import build_report, rich_table, write_report, write_sample_grids
 from .toy import run_toy
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,7 +49,11 @@ class LineProgress:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default="toy", help="toy, toy-smoke, digits or digits-smoke")
+    parser.add_argument(
+        "--profile",
+        default="digits",
+        help="digits (default), toy, fashion_mnist (-gpu, -cpu), or a -smoke profile",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument(
         "--workers", type=int, default=None, help="training processes (default: the profile's)"
@@ -107,8 +111,16 @@ def main(argv: list[str] | None = None) -> int:
         cold_nfe_at_equal_step=result.pop("cold_nfe_at_equal_step"),
         extra=result,
     )
+    grids = report.pop("sample_grids", None)
+    paths = []
+    if grids:
+        args.out.mkdir(parents=True, exist_ok=True)
+        paths.append(write_sample_grids(grids, args.out / f"{profile.name}_samples.png"))
+        report["sample_grid"] = paths[0].name
     report["total_seconds"] = time.perf_counter() - start
-    paths = write_report(report, args.out)
+    paths = write_report(report, args.out) + paths
+    if report.get("note"):
+        console.print(f"[bold]Note:[/bold] {report['note']}")
     console.print(rich_table(report))
     console.print(f"wrote {', '.join(map(str, paths))} in {report['total_seconds']:.0f} s")
     return 0

@@ -73,4 +73,23 @@ def test_digits_smoke_profile_reports_drafts_fid_and_memorisation(tmp_path):
     assert {s["guaranteed"] for s in report["speedups"]} == {5.0}
     assert report["real_nn_distance"] > 0 and report["classifier_test_accuracy"] > 0.9
     assert set(report["draft_only"]) == {"gaussian"}
-    assert "| draft |" in (tmp_path / "digits-smoke.md").read_text()
+    md = (tmp_path / "digits-smoke.md").read_text()
+    assert "| draft |" in md and "## Drafts alone" in md and "## Memorisation" in md
+    # One titled row per method: the draft alone, the reference, the warm operating point.
+    assert report["sample_grid"] == "digits-smoke_samples.png"
+    assert (tmp_path / "digits-smoke_samples.png").stat().st_size > 5_000
+    assert "![samples](digits-smoke_samples.png)" in md
+
+
+def test_fashion_mnist_profile_falls_back_to_a_labelled_cpu_run_without_cuda(monkeypatch):
+    import torch
+
+    from benchmarks.profiles import _image_profiles
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = _image_profiles()["fashion_mnist"]
+    assert cpu.accelerator == "cpu" and "CPU fallback" in cpu.note
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    gpu = _image_profiles()["fashion_mnist"]
+    assert gpu.accelerator == "gpu" and gpu.inception_samples == 10_000
+    assert gpu.n_eval > cpu.n_eval and gpu.train_steps > cpu.train_steps
