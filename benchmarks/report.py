@@ -264,7 +264,51 @@ def markdown(report: dict[str, Any]) -> str:
             + " | ".join(cols.get(s, "-") for s in grid)
             + f" | {cols.get('dopri5', '-')} |"
         )
-    return "\n".join(lines + _image_extras(report)) + "\n"
+    return "\n".join(lines + _image_extras(report) + _text_extras(report)) + "\n"
+
+
+_TEXT_METRICS = ("quality", "perplexity", "oov_rate", "distinct_2", "entropy")
+
+
+def _text_extras(report: dict[str, Any]) -> list[str]:
+    """Sections only the text profile has: every metric at the operating points, beside real
+    held-out text and the drafts alone, and decoded samples per method."""
+    if "real_text_metrics" not in report:
+        return []
+    head = "| Fréchet (MiniLM) | perplexity (trigram) | OOV rate | distinct-2 | entropy (bits) |"
+
+    def cells(m: dict[str, Any]) -> str:
+        return " | ".join(_fmt(m.get(k)) for k in _TEXT_METRICS)
+
+    lines = [
+        "",
+        "## Every text metric",
+        "",
+        "| text | NFE " + head,
+        "|---|---|---|---|---|---|---|",
+        f"| real held-out text | - | {cells(report['real_text_metrics'])} |",
+    ]
+    for name, m in report.get("draft_alone", {}).items():
+        lines.append(f"| {name} draft alone | 0 | {cells(m)} |")
+
+    def row_of(s: dict[str, Any]) -> dict[str, Any]:
+        return next(
+            r
+            for r in report["rows"]
+            if _key(r) == _key({"t0": 0.0, **s}) and r["solver"] == "euler" and r["nfe"] == s["nfe"]
+        )
+
+    for r in report["reference"]:
+        label = f"reference: {r['method']} ({r['coupling']})"
+        lines.append(f"| {label} | {r['nfe']} | {cells(row_of(r))} |")
+    for s in operating_points(report):
+        row = row_of(s)
+        label = f"{s['method']} {s.get('draft') or ''} t0={s['t0']:g}"
+        lines.append(f"| {label} | {s['nfe']} | {cells(row)} |")
+    lines += ["", "## Decoded samples", ""]
+    for name, texts in report.get("text_samples", {}).items():
+        lines += [f"### {name}", ""] + [f"{i + 1}. {t!r}" for i, t in enumerate(texts)] + [""]
+    return lines
 
 
 def _image_extras(report: dict[str, Any]) -> list[str]:

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .images import run_images
-from .profiles import PROFILES, ToyProfile, _image_profiles
+from .profiles import PROFILES, ToyProfile, _image_profiles, _text_profiles
 from .report import build_report, rich_table, write_report, write_sample_grids
+from .text import TextProfile, run_text
 from .toy import run_toy
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,14 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         default="digits",
-        help="digits (default), toy, fashion_mnist (-gpu, -cpu), or a -smoke profile",
+        help="digits (default), toy, fashion_mnist (-gpu, -cpu), text, or a -smoke profile",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument(
         "--workers", type=int, default=None, help="training processes (default: the profile's)"
     )
     args = parser.parse_args(argv)
-    profiles: dict[str, Any] = {**PROFILES, **_image_profiles()}
+    profiles: dict[str, Any] = {**PROFILES, **_image_profiles(), **_text_profiles()}
     if args.profile not in profiles:
         parser.error(f"unknown --profile {args.profile!r}; choose one of {', '.join(profiles)}")
     profile = profiles[args.profile]
@@ -94,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
                 profile.reference_steps,
             )
         else:
+            text = isinstance(profile, TextProfile)
             with tempfile.TemporaryDirectory(prefix="ws_fm-bench-") as work:
-                result = run_images(profile, Path(work), progress)
-            metric, grid, ref_steps = "fid_classifier", profile.cold_grid, profile.reference_steps
+                result = (run_text if text else run_images)(profile, Path(work), progress)
+            metric = "frechet_minilm" if text else "fid_classifier"
+            grid, ref_steps = profile.cold_grid, profile.reference_steps
     report = build_report(
         result.pop("rows"),
         profile=profile.name,
@@ -106,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         lower_is_better=True,
         nfe_grid=grid,
         reference_steps=ref_steps,
-        cold_method="cold_fm",
-        warm_method="ws_fm",
+        cold_method="cold_dfm" if isinstance(profile, TextProfile) else "cold_fm",
+        warm_method="ws_dfm" if isinstance(profile, TextProfile) else "ws_fm",
         cold_nfe_at_equal_step=result.pop("cold_nfe_at_equal_step"),
         extra=result,
     )

@@ -17,3 +17,25 @@ def quick_trainer(tmp_path, steps=3, **kw):
         default_root_dir=tmp_path,
     )
     return L.Trainer(**{**args, **kw})
+
+
+SMALL_CORPUS = " ".join(
+    f"Sentence number {i} tells of the {['house', 'garden', 'letter', 'ball'][i % 4]} "
+    f"and of {['Emma', 'Anne', 'Elinor'][i % 3]}, who was {['kind', 'proud', 'wise'][i % 3]}."
+    for i in range(400)
+)
+
+
+def small_text_dm(folder, seq_len=16, vocab_size=300, batch_size=16):
+    """A TextDataModule on a small generated corpus (seconds to build)."""
+    from ws_fm.data import TextDataModule
+
+    path = folder / "corpus.txt"
+    path.write_text(SMALL_CORPUS)
+    return TextDataModule(
+        str(path),
+        seq_len=seq_len,
+        vocab_size=vocab_size,
+        cache_dir=str(folder),
+        batch_size=batch_size,
+    )

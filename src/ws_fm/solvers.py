@@ -33,6 +33,7 @@ from torchdiffeq import odeint
 from ._checks import check_choice, check_positive_int, check_t0
 
 __all__ = [
+    "discrete_euler",
     "FIXED_STEP_METHODS",
     "ADAPTIVE_METHODS",
     "SOLVERS",
@@ -148,4 +149,55 @@ def solve(
         nfe=counter.nfe,
         times=times if return_trajectory else None,
         trajectory=traj if return_trajectory else None,
+    )
+
+
+Logits = Callable[[Tensor, Tensor], Tensor]
+
+
+@torch.no_grad()
+def discrete_euler(
+    logits: Logits,
+    x_start: Tensor,
+    t_start: float,
+    steps: int,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+) -> SolveResult:
+    r"""The mixture-path Euler sampler for masked discrete flows (DESIGN.md §1).
+
+    From ``t`` to ``t + h`` every position independently jumps, with probability
+    ``h / (1 - t)``, to a draw from the predicted ``p(x1 | x_t, t)`` (``softmax(logits)``);
+    the last step has probability 1, so every position ends on a predicted token.  On the
+    masked path ``x_t = x1`` w.p. ``kappa = (t - t0) / (1 - t0)``, whose jump rate is
+    ``kappa' / (1 - kappa) = 1 / (1 - t)``; a jump to the current token changes nothing.
+
+    Args:
+        logits: ``logits(x, t) -> (B, L, V)``, called once per step (counted as one NFE).
+        x_start: ``(B, L)`` token ids at ``t_start`` (``MASK`` and draft tokens).
+        t_start: start time in ``[0, 1)``.
+        steps: Euler steps over ``[t_start, 1]``.
+        generator: random generator for the jumps and draws.
+        return_trajectory: also return the state at every step.
+    """
+    check_positive_int(steps, "steps")
+    times = torch.linspace(t_start, 1.0, steps + 1, dtype=torch.float64)
+    x, nfe, states = x_start.clone(), 0, [x_start.clone()]
+    for t, t_next in zip(times[:-1].tolist(), times[1:].tolist()):
+        out = logits(x, torch.full((x.shape[0],), t, device=x.device))
+        nfe += 1
+        jump_prob = 1.0 if t_next >= 1.0 else (t_next - t) / (1.0 - t)
+        jumps = torch.rand(x.shape, device=x.device, generator=generator) < jump_prob
+        # Draw only where a position jumps: the categorical draw dominates the cost otherwise.
+        p = torch.softmax(out[jumps].float(), -1)
+        if len(p):
+            x = x.clone()
+            x[jumps] = torch.multinomial(p, 1, generator=generator).squeeze(1)
+        if return_trajectory:
+            states.append(x.clone())
+    return SolveResult(
+        samples=x,
+        nfe=nfe,
+        times=times if return_trajectory else None,
+        trajectory=torch.stack(states) if return_trajectory else None,
     )

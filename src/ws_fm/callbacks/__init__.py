@@ -1,8 +1,15 @@
-"""Callbacks: FID during training, speed-up (NFE saved, wall-clock), sample grids."""
+"""Callbacks: FID during training, speed-up (NFE saved, wall-clock), sample grids and texts."""
 
 from .fid import FIDCallback
 from .final_checkpoint import FinalCheckpoint
 from .sample_grid import SampleGridCallback
+from .sample_text import SampleTextCallback
 from .speedup import SpeedupCallback
 
-__all__ = ["FIDCallback", "FinalCheckpoint", "SpeedupCallback", "SampleGridCallback"]
+__all__ = [
+    "FIDCallback",
+    "FinalCheckpoint",
+    "SpeedupCallback",
+    "SampleGridCallback",
+    "SampleTextCallback",
+]

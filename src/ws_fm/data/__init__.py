@@ -4,6 +4,9 @@ from .draft_bank import DraftBank, draft_fingerprint
 from .image_datamodule import ImageDataModule
 from .images import load_images, load_labelled_images, read_idx
 from .tensor_datamodule import TensorDataModule
+from .text import load_documents, split_by_position
+from .text_datamodule import TextDataModule, to_sequences
+from .tokenizer import BPETokenizer
 from .toy import TOY_DATASETS, make_toy
 from .toy_datamodule import ToyDataModule
 from .warm_start_datamodule import WarmStartDataModule
@@ -20,4 +23,9 @@ __all__ = [
     "DraftBank",
     "draft_fingerprint",
     "WarmStartDataModule",
+    "TextDataModule",
+    "BPETokenizer",
+    "load_documents",
+    "split_by_position",
+    "to_sequences",
 ]

@@ -5,7 +5,10 @@ from .checkpoint import DraftCheckpoint, load_draft
 from .gan import GANDraft
 from .gaussian import GaussianDraft
 from .gmm import GaussianMixtureDraft
+from .lstm import LSTMDraft
 from .module import DraftModule
+from .ngram import NGramDraft
+from .text_module import TextDraftModule
 from .vae import VAEDraft
 
 __all__ = [
@@ -17,4 +20,7 @@ __all__ = [
     "GaussianDraft",
     "VAEDraft",
     "GANDraft",
+    "TextDraftModule",
+    "NGramDraft",
+    "LSTMDraft",
 ]

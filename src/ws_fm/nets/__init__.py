@@ -1,6 +1,14 @@
-"""Backbone networks (plain ``nn.Module``s): ``net(x, t) -> velocity`` with ``t`` of shape (B,)."""
+"""Backbone networks (plain ``nn.Module``s): ``net(x, t) -> velocity`` (or token logits) with
+``t`` of shape (B,)."""
 
 from .mlp import MLP, FourierTimeEmbedding
+from .transformer import TokenTransformer
 from .unet import SinusoidalTimeEmbedding, UNet
 
-__all__ = ["MLP", "FourierTimeEmbedding", "UNet", "SinusoidalTimeEmbedding"]
+__all__ = [
+    "MLP",
+    "FourierTimeEmbedding",
+    "UNet",
+    "SinusoidalTimeEmbedding",
+    "TokenTransformer",
+]

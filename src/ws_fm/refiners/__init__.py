@@ -1,6 +1,12 @@
 """Flow-matching refiners (Lightning systems)."""
 
+from .discrete import DiscreteFlowMatching, WarmStartDiscreteFlowMatching
 from .flow_matching import FlowMatching
 from .warm_start import WarmStartFlowMatching
 
-__all__ = ["FlowMatching", "WarmStartFlowMatching"]
+__all__ = [
+    "FlowMatching",
+    "WarmStartFlowMatching",
+    "DiscreteFlowMatching",
+    "WarmStartDiscreteFlowMatching",
+]

@@ -120,7 +120,7 @@ class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
                 source, x1
             )  # pairs precomputed by the DataModule stay as they are
         t = self.sample_time(x1.shape[0])
-        return self.path.sample(source, x1, t, torch.randn_like(x1))
+        return self.path.sample(source, x1, t, self.path.draw_noise(x1))
 
     def unpack_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:
         """``(x1, source-or-None)`` from a tensor, a ``(x1, ...)`` sequence, or a mapping with
@@ -188,9 +188,8 @@ class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
             source = self.draw_source(n)
         elif source.shape[0] != n:
             raise ValueError(f"source has {source.shape[0]} samples but n={n}.")
-        x_start = self.path.start(
-            source.to(self.device), torch.randn_like(source, device=self.device)
-        )
+        source = source.to(self.device)
+        x_start = self.path.start(source, self.path.draw_noise(source))
         return solve(
             self,
             x_start,

@@ -1,0 +1,289 @@
+"""Text profile: n-gram and LSTM drafts, cold and warm discrete flows on a token transformer.
+
+Phases as in the image profile: (1) the tokenizer, the drafts and their banks are built here;
+(2) refiners are trained in ``workers`` processes (one thread each); (3) every model is evaluated
+here, one after another, on its NFE grid: Fréchet distance of MiniLM embeddings to held-out
+text (the quality), trigram perplexity and OOV rate, distinct-2 and unigram entropy, wall-clock
+per 1,000 sequences (draft time separate).  Each metric is also reported on real held-out text.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import partial
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
+
+from ws_fm.data import DraftBank, TextDataModule, WarmStartDataModule
+from ws_fm.drafts import LSTMDraft, NGramDraft
+from ws_fm.metrics.text import (
+    MiniLMFeatures,
+    TrigramPerplexity,
+    distinct_n,
+    text_frechet,
+    unigram_entropy,
+)
+from ws_fm.nets import TokenTransformer
+from ws_fm.refiners import DiscreteFlowMatching, WarmStartDiscreteFlowMatching
+
+from .common import bench_trainer, cold_nfe_at_equal_step, quiet, sample_and_time, timed
+
+__all__ = ["TextProfile", "TextJob", "run_text"]
+
+
+@dataclass(frozen=True)
+class TextProfile:
+    name: str = "text"
+    source: str = "janeausten"
+    seq_len: int = 32
+    vocab_size: int = 4000
+    drafts: tuple[str, ...] = ("ngram", "lstm")
+    lstm_steps: int = 1500
+    t0s: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
+    coupling: str = "minibatch_ot"  # Hamming-distance OT within the batch
+    dim: int = 128
+    depth: int = 2
+    heads: int = 4
+    train_steps: int = 600
+    batch_size: int = 64
+    lr: float = 1e-3
+    ema_decay: float = 0.99
+    bank_size: int = 5000
+    n_eval: int = 300
+    n_real: int = 300
+    cold_grid: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    warm_grid: tuple[int, ...] = (1, 2, 4, 8, 16)
+    reference_steps: int = 100
+    n_time: int = 100
+    timing_repeats: int = 2
+    n_show: int = 10  # decoded samples per method in the markdown
+    workers: int = 2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TextJob:
+    method: str  # cold_dfm | ws_dfm
+    coupling: str
+    t0: float = 0.0
+    draft: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.coupling}" + (
+            f"/{self.draft}/t0={self.t0}" if self.draft else ""
+        )
+
+
+def text_jobs(p: TextProfile) -> list[TextJob]:
+    jobs = [TextJob("cold_dfm", "independent")]
+    return jobs + [TextJob("ws_dfm", p.coupling, t0, d) for d in p.drafts for t0 in p.t0s]
+
+
+def _data(p: TextProfile) -> TextDataModule:
+    return TextDataModule(
+        p.source, seq_len=p.seq_len, vocab_size=p.vocab_size, batch_size=p.batch_size
+    )
+
+
+def make_draft(p: TextProfile, name: str, vocab: int) -> torch.nn.Module:
+    cls = {"ngram": NGramDraft, "lstm": LSTMDraft}[name]
+    return cls(vocab_size=vocab, seq_len=p.seq_len)
+
+
+def train_draft(p: TextProfile, name: str, dm: TextDataModule) -> torch.nn.Module:
+    L.seed_everything(p.seed, verbose=False)
+    draft = make_draft(p, name, dm.tokenizer.vocab_size)
+    bench_trainer(1 if name == "ngram" else p.lstm_steps).fit(draft, dm)
+    return draft.eval()
+
+
+def build_refiner(
+    p: TextProfile, job: TextJob, vocab: int, draft: torch.nn.Module | None
+) -> DiscreteFlowMatching:
+    net = TokenTransformer(vocab, p.seq_len, dim=p.dim, depth=p.depth, heads=p.heads)
+    common: dict[str, Any] = dict(
+        optimizer=lambda params: torch.optim.AdamW(params, lr=p.lr),
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, p.train_steps),
+        sample_shape=(p.seq_len,),
+        sample_steps=p.reference_steps,
+    )
+    if job.method == "cold_dfm":
+        return DiscreteFlowMatching(net, coupling=job.coupling, **common)
+    assert draft is not None
+    return WarmStartDiscreteFlowMatching(net, draft, t0=job.t0, coupling=job.coupling, **common)
+
+
+def train_refiner(
+    p: TextProfile, job: TextJob, draft_state: dict[str, Any] | None, bank_dir: Path
+) -> dict[str, Any]:
+    """Train one refiner (in a worker process, one thread)."""
+    torch.set_num_threads(1)
+    quiet()
+    L.seed_everything(p.seed, verbose=False)
+    dm = _data(p)
+    vocab = dm.tokenizer.vocab_size
+    draft = None
+    if job.draft:
+        draft = make_draft(p, job.draft, vocab)
+        draft.load_state_dict(draft_state)
+        draft.tokenizer_fingerprint = dm.tokenizer.fingerprint
+    model = build_refiner(p, job, vocab, draft)
+    data = (
+        dm
+        if draft is None
+        else WarmStartDataModule(
+            dm, bank_size=p.bank_size, bank_dir=str(bank_dir), seed=p.seed, on_stale="error"
+        )
+    )
+    start = time.perf_counter()
+    bench_trainer(p.train_steps, [EMAWeightAveraging(decay=p.ema_decay)]).fit(model, data)
+    return {
+        "job": job,
+        "state_dict": model.state_dict(),
+        "train_seconds": time.perf_counter() - start,
+    }
+
+
+class TextMetrics:
+    """Every text metric of a set of decoded sequences; the Fréchet distance's real statistics
+    (held-out test text) are computed once."""
+
+    def __init__(self, real_texts: list[str]) -> None:
+        self.features = MiniLMFeatures()
+        self.frechet = text_frechet(self.features)
+        for i in range(0, len(real_texts), 128):
+            self.frechet.update(self.features.tokenize(real_texts[i : i + 128]), real=True)
+
+    def __call__(self, texts: list[str]) -> dict[str, float]:
+        self.frechet.reset()
+        for i in range(0, len(texts), 128):
+            self.frechet.update(self.features.tokenize(texts[i : i + 128]), real=False)
+        ppl = TrigramPerplexity()
+        ppl.update(texts)
+        lm = ppl.compute()
+        return {
+            "quality": float(self.frechet.compute()),
+            "perplexity": float(lm["perplexity"]),
+            "oov_rate": float(lm["oov_rate"]),
+            "distinct_2": distinct_n(texts, 2),
+            "entropy": unigram_entropy(texts),
+        }
+
+
+def evaluate(
+    p: TextProfile,
+    model: DiscreteFlowMatching,
+    job: TextJob,
+    metrics: TextMetrics,
+    decode: Any,
+) -> tuple[list[dict[str, Any]], dict[int, list[str]]]:
+    model.eval()
+    torch.manual_seed(p.seed)
+    warm = job.method == "ws_dfm"
+    per_1k = 1000 / p.n_time
+    draft = model.draw_source(p.n_eval) if warm else None
+    draft_time, draft_s = (None, 0.0)
+    if warm:
+        draft_time, draft_s = timed(partial(model.draw_source, p.n_time), p.timing_repeats)
+    grid = p.warm_grid if warm else sorted(set(p.cold_grid) | {p.reference_steps})
+    rows, shown = [], {}
+    for steps in grid:
+        res, sec = sample_and_time(
+            model, "euler", steps, p.n_eval, p.n_time, p.timing_repeats, draft, draft_time
+        )
+        texts = decode(res.samples.tolist())
+        shown[steps] = texts[: p.n_show]
+        rows.append(
+            {
+                "dataset": p.source,
+                "method": job.method,
+                "t0": job.t0,
+                "coupling": job.coupling,
+                **({"draft": job.draft} if warm else {}),
+                "solver": "euler",
+                "steps": steps,
+                "nfe": res.nfe,
+                **metrics(texts),
+                "seconds_per_1k": sec * per_1k,
+                "draft_seconds_per_1k": draft_s * per_1k,
+            }
+        )
+    return rows, shown
+
+
+def run_text(p: TextProfile, work_dir: Path, progress: Any = None) -> dict[str, Any]:
+    quiet()
+    bank_dir = work_dir / "banks"
+    dm = _data(p)
+    tok = dm.tokenizer
+    task = progress.add_task("drafts", total=len(p.drafts)) if progress else None
+    drafts: dict[str, torch.nn.Module] = {}
+    draft_seconds: dict[str, float] = {}
+    for name in p.drafts:
+        start = time.perf_counter()
+        drafts[name] = train_draft(p, name, dm)
+        draft_seconds[name] = time.perf_counter() - start
+        probe = WarmStartDataModule(dm, bank_size=p.bank_size, bank_dir=str(bank_dir))
+        DraftBank.get(
+            probe.bank_path(drafts[name]), drafts[name], p.bank_size, seed=p.seed, progress=False
+        )
+        if progress:
+            progress.update(task, advance=1, description=f"trained draft {name}")
+
+    todo = text_jobs(p)
+    task = (
+        progress.add_task(f"training {len(todo)} refiners", total=len(todo)) if progress else None
+    )
+    states = [drafts[j.draft].state_dict() if j.draft else None for j in todo]
+    trained = []
+    with ProcessPoolExecutor(p.workers, mp_context=get_context("spawn")) as pool:
+        for res in pool.map(train_refiner, [p] * len(todo), todo, states, [bank_dir] * len(todo)):
+            trained.append(res)
+            if progress:
+                progress.update(task, advance=1, description=f"trained {res['job'].label}")
+
+    g = torch.Generator().manual_seed(p.seed)
+    test, val = dm.test_data(), dm.val_data()
+    real = tok.decode_batch(test[torch.randperm(len(test), generator=g)[: p.n_real]].tolist())
+    held_out = tok.decode_batch(val[torch.randperm(len(val), generator=g)[: p.n_eval]].tolist())
+    metrics = TextMetrics(real)
+    etask = progress.add_task("evaluating", total=len(trained)) if progress else None
+    rows: list[dict[str, Any]] = []
+    samples: dict[str, list[str]] = {}
+    for res in trained:
+        job = res["job"]
+        model = build_refiner(p, job, tok.vocab_size, drafts.get(job.draft))
+        model.load_state_dict(res["state_dict"])
+        job_rows, shown = evaluate(p, model, job, metrics, tok.decode_batch)
+        rows += job_rows
+        best = min(job_rows, key=lambda r: r["quality"]) if job.draft else job_rows[-1]
+        ref = next((r for r in job_rows if r["steps"] == p.reference_steps), best)
+        pick = best if job.draft else ref
+        samples[f"{job.label} (NFE {pick['nfe']})"] = shown[pick["steps"]]
+        if progress:
+            progress.update(etask, advance=1, description=f"evaluated {job.label}")
+    for name, d in drafts.items():
+        torch.manual_seed(p.seed)
+        samples[f"{name} draft alone"] = tok.decode_batch(d.sample(p.n_show).tolist())
+    return {
+        "rows": rows,
+        "cold_nfe_at_equal_step": cold_nfe_at_equal_step(p.t0s, p.warm_grid),
+        "real_vs_real": {p.source: metrics(held_out)["quality"]},
+        "real_text_metrics": metrics(held_out),
+        "draft_alone": {
+            n: metrics(tok.decode_batch(d.sample(p.n_eval).tolist())) for n, d in drafts.items()
+        },
+        "draft_train_seconds": draft_seconds,
+        "train_seconds": {r["job"].label: r["train_seconds"] for r in trained},
+        "tokenizer": {"vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint},
+        "text_samples": samples,
+        "profile_settings": asdict(p),
+    }

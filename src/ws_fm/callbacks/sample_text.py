@@ -1,0 +1,66 @@
+"""``SampleTextCallback``: a few decoded samples of a token model, to disk and to the logger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from ..refiners.discrete import _datamodule_tokenizer
+
+__all__ = ["SampleTextCallback"]
+
+
+class SampleTextCallback(Callback):
+    """Every ``every_n_epochs`` validation epochs, decodes ``num_samples`` samples with the
+    DataModule's tokenizer, appends them to ``<log_dir>/samples.txt`` (one block per step),
+    prints them and logs them to loggers with ``add_text``.  Works for refiners
+    (``sample(n).samples``) and drafts (``sample(n)``).
+
+    Args:
+        num_samples: decoded samples per call.
+        every_n_epochs: how often.
+        out_dir: folder of ``samples.txt`` (default: the trainer's log dir).
+        steps: sampling steps of a refiner (default: its ``sample_steps``).
+    """
+
+    def __init__(
+        self,
+        num_samples: int = 4,
+        every_n_epochs: int = 1,
+        out_dir: str | None = None,
+        steps: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_samples, self.every_n_epochs = num_samples, every_n_epochs
+        self.out_dir, self.steps = out_dir, steps
+        self.texts: list[str] = []
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if (
+            trainer.sanity_checking
+            or not trainer.is_global_zero
+            or (trainer.current_epoch + 1) % self.every_n_epochs
+        ):
+            return
+        tok = _datamodule_tokenizer(trainer)
+        if tok is None:
+            raise ValueError(
+                "SampleTextCallback needs a DataModule with a tokenizer (ws_fm.data.TextDataModule)."
+            )
+        kwargs = {"steps": self.steps} if self.steps is not None else {}
+        out = pl_module.sample(self.num_samples, **kwargs)  # type: ignore[operator]
+        ids = getattr(out, "samples", out)
+        self.texts = tok.decode_batch(ids.cpu().tolist())
+        block = f"# step {trainer.global_step}\n" + "\n".join(f"- {t}" for t in self.texts)
+        folder = Path(self.out_dir or trainer.log_dir or trainer.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "samples.txt", "a") as f:
+            f.write(block + "\n\n")
+        for logger in trainer.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_text"):
+                experiment.add_text("samples", block, trainer.global_step)

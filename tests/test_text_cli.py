@@ -1,0 +1,60 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ws_fm.data.text import JANEAUSTEN_ROOT
+
+ROOT = Path(__file__).resolve().parents[1]
+WS_FM = str(Path(sys.executable).parent / "ws-fm")
+
+pytestmark = pytest.mark.skipif(
+    not (JANEAUSTEN_ROOT / "Rdata.rdb").is_file(),
+    reason="r-cran-janeaustenr is not installed (make install installs it with apt-get)",
+)
+
+
+def _run(args, cwd, ok=True):
+    out = subprocess.run(
+        [WS_FM, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "WS_FM_CACHE": str(cwd / "cache"), "PYTHONWARNINGS": "ignore"},
+    )
+    if ok:
+        assert out.returncode == 0, out.stderr[-4000:]
+    return out
+
+
+def _config(name):
+    return ["--config", str(ROOT / f"lightning_configs/text/{name}.yaml")]
+
+
+@pytest.mark.timeout(900)
+def test_text_two_stage_configs_run_as_written(tmp_path):
+    # Stage 1: the trigram draft (closed form) writes runs/text/draft_ngram/draft.ckpt.
+    _run(["fit", *_config("draft_ngram")], tmp_path)
+    assert (tmp_path / "runs/text/draft_ngram/draft.ckpt").is_file()
+    # Stage 2: the warm refiner on that draft, one fast step (a small bank to keep it quick).
+    _run(
+        [
+            "fit",
+            *_config("ws_dfm"),
+            "--trainer.fast_dev_run=true",
+            "--data.init_args.bank_size=256",
+        ],
+        tmp_path,
+    )
+    assert list((tmp_path / "runs/text/draft_banks").iterdir())
+    _run(["fit", *_config("cold_dfm"), "--trainer.fast_dev_run=true"], tmp_path)
+    _run(["fit", *_config("draft_lstm"), "--trainer.fast_dev_run=true"], tmp_path)
+
+
+def test_missing_text_draft_checkpoint_fails_before_training(tmp_path):
+    out = _run(["fit", *_config("ws_dfm"), "--trainer.fast_dev_run=true"], tmp_path, ok=False)
+    assert out.returncode != 0
+    assert "does not exist: train the draft first" in out.stderr
