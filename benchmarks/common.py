@@ -6,7 +6,10 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
+from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -15,7 +18,14 @@ import torch
 from ws_fm.refiners import FlowMatching
 from ws_fm.solvers import SolveResult, solve
 
-__all__ = ["quiet", "bench_trainer", "timed", "sample_and_time", "cold_nfe_at_equal_step"]
+__all__ = [
+    "quiet",
+    "bench_trainer",
+    "timed",
+    "sample_and_time",
+    "cold_nfe_at_equal_step",
+    "train_in_workers",
+]
 
 
 def quiet() -> None:
@@ -97,3 +107,24 @@ def cold_nfe_at_equal_step(
         for t0 in t0s
         for n in steps
     }
+
+
+def train_in_workers(
+    train_one: Callable[..., dict[str, Any]],
+    profile: Any,
+    jobs: list[Any],
+    states: list[Any],
+    bank_dir: Path,
+    progress: Any = None,
+) -> list[dict[str, Any]]:
+    """``train_one(profile, job, draft_state, bank_dir)`` for every job in ``profile.workers``
+    spawned processes; results in job order, progress reported as each one finishes."""
+    n = len(jobs)
+    task = progress.add_task(f"training {n} refiners", total=n) if progress else None
+    trained = []
+    with ProcessPoolExecutor(profile.workers, mp_context=get_context("spawn")) as pool:
+        for res in pool.map(train_one, [profile] * n, jobs, states, [bank_dir] * n):
+            trained.append(res)
+            if progress:
+                progress.update(task, advance=1, description=f"trained {res['job'].label}")
+    return trained

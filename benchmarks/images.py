@@ -10,10 +10,8 @@ wall-clock per 1,000 samples, and Inception FID for the reference and the best w
 from __future__ import annotations
 
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,14 @@ from ws_fm.metrics.fid_features import ClassifierFeatures, InceptionFeatures
 from ws_fm.nets import UNet
 from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
 
-from .common import bench_trainer, cold_nfe_at_equal_step, quiet, sample_and_time, timed
+from .common import (
+    bench_trainer,
+    cold_nfe_at_equal_step,
+    quiet,
+    sample_and_time,
+    timed,
+    train_in_workers,
+)
 from .profiles import NFE_GRID
 
 __all__ = ["ImageProfile", "ImageJob", "run_images"]
@@ -267,16 +272,8 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
             progress.update(task, advance=1, description=f"trained draft {name}")
 
     todo = image_jobs(p)
-    task = (
-        progress.add_task(f"training {len(todo)} refiners", total=len(todo)) if progress else None
-    )
     states = [drafts[j.draft].state_dict() if j.draft else None for j in todo]
-    trained = []
-    with ProcessPoolExecutor(p.workers, mp_context=get_context("spawn")) as pool:
-        for res in pool.map(train_refiner, [p] * len(todo), todo, states, [bank_dir] * len(todo)):
-            trained.append(res)
-            if progress:
-                progress.update(task, advance=1, description=f"trained {res['job'].label}")
+    trained = train_in_workers(train_refiner, p, todo, states, bank_dir, progress)
 
     classifier = ClassifierFeatures(p.source)
     fid = FID(classifier, test, device=p.device)

@@ -321,7 +321,7 @@ def _image_extras(report: dict[str, Any]) -> list[str]:
         lines += ["", "## Drafts alone", "", "| draft | quality | train seconds |", "|---|---|---|"]
         secs = report.get("draft_train_seconds", {})
         for name, q in report["draft_only"].items():
-            lines.append(f"| {name} | {_fmt(q)} | {_fmt(secs.get(name), 1)} |")
+            lines.append(f"| {name} | {_fmt(q)} | {secs.get(name, float('nan')):.1f} |")
     if report.get("inception"):
         lines += [
             "",

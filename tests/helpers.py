@@ -39,3 +39,28 @@ def small_text_dm(folder, seq_len=16, vocab_size=300, batch_size=16):
         cache_dir=str(folder),
         batch_size=batch_size,
     )
+
+
+def run_ws_fm(args, cwd, cache=None, ok=True, timeout=600):
+    """Run the ``ws-fm`` CLI in a subprocess (cache in ``cache`` or ``cwd/cache``); with ``ok``
+    assert it succeeded.  Returns the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "ws-fm"), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={
+            **os.environ,
+            "WS_FM_CACHE": str(cache or Path(cwd) / "cache"),
+            "PYTHONWARNINGS": "ignore",
+        },
+    )
+    if ok:
+        assert out.returncode == 0, out.stderr[-4000:]
+    return out

@@ -80,3 +80,33 @@ def test_minibatch_ot_on_tokens_minimises_hamming_distance():
     source = x1[perm].clone()
     source[:, 0] = 9  # one position differs everywhere
     assert torch.equal(optimal_assignment(source, x1), perm)
+
+
+def test_teacher_forced_bank_pairs_each_sequence_with_its_forced_draft(dm, tmp_path):
+    V = dm.tokenizer.vocab_size
+    draft = NGramDraft(vocab_size=V, seq_len=16).fit(dm.train_data())
+    model = WarmStartDiscreteFlowMatching(_net(V), draft, t0=0.8)
+    wdm = WarmStartDataModule(
+        dm, bank_size=10_000, bank_dir=str(tmp_path / "banks"), teacher_forced=True
+    )
+    quick_trainer(tmp_path, 2).fit(model, wdm)
+    train = dm.train_data()
+    assert len(wdm.bank) == len(train) and wdm.bank.meta["teacher_forced"]
+    batch = next(iter(wdm.train_dataloader()))
+    assert batch["paired"] and batch["x1"].shape == batch["draft"].shape
+    # Pairs, not random partners: the forced draft agrees with its own x1 far above chance.
+    assert (batch["draft"] == batch["x1"]).float().mean() > 0.3
+    with pytest.raises(ValueError, match="choose one"):
+        WarmStartDataModule(dm, nearest_neighbour=True, teacher_forced=True)
+
+
+def test_teacher_forced_coupling_needs_the_teacher_forced_datamodule(dm, tmp_path):
+    V = dm.tokenizer.vocab_size
+    draft = NGramDraft(vocab_size=V, seq_len=16).fit(dm.train_data())
+    model = WarmStartDiscreteFlowMatching(_net(V), draft, t0=0.8, coupling="teacher_forced")
+    wdm = WarmStartDataModule(dm, bank_size=32, bank_dir=str(tmp_path / "banks"))
+    with pytest.raises(ValueError, match="WarmStartDataModule\\(teacher_forced=True\\)"):
+        quick_trainer(tmp_path, 1).fit(model, wdm)
+    tf = WarmStartDataModule(dm, bank_size=32, bank_dir=str(tmp_path / "b2"), teacher_forced=True)
+    quick_trainer(tmp_path, 2).fit(model, tf)
+    assert model.sample(3, steps=2).nfe == 2

@@ -1,25 +1,16 @@
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_ws_fm
 
 ROOT = Path(__file__).resolve().parents[1]
 WS_FM = str(Path(sys.executable).parent / "ws-fm")
 
 
 def _run(args, cwd, cache):
-    out = subprocess.run(
-        [WS_FM, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "WS_FM_CACHE": str(cache), "PYTHONWARNINGS": "ignore"},
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    return out
+    return run_ws_fm(args, cwd, cache)
 
 
 @pytest.mark.parametrize("name", ["draft_vae", "draft_gan"])

@@ -1,9 +1,8 @@
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_ws_fm
 
 from ws_fm.data.text import JANEAUSTEN_ROOT
 
@@ -17,17 +16,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def _run(args, cwd, ok=True):
-    out = subprocess.run(
-        [WS_FM, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "WS_FM_CACHE": str(cwd / "cache"), "PYTHONWARNINGS": "ignore"},
-    )
-    if ok:
-        assert out.returncode == 0, out.stderr[-4000:]
-    return out
+    return run_ws_fm(args, cwd, ok=ok)
 
 
 def _config(name):

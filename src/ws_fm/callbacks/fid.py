@@ -20,6 +20,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from .._checks import check_choice, check_positive_int
 from ..metrics.fid_features import ClassifierFeatures, InceptionFeatures
+from .schedule import epoch_due
 
 __all__ = ["FIDCallback", "FEATURES", "make_feature_module"]
 
@@ -131,9 +132,7 @@ class FIDCallback(Callback):
             self.metric = self.build_metric(trainer, pl_module.device)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.every_n_epochs <= 0:
-            return
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+        if epoch_due(trainer, self.every_n_epochs):
             pl_module.log(self.name, self.evaluate(trainer, pl_module), rank_zero_only=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -8,6 +8,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from .schedule import epoch_due
+
 __all__ = ["SampleGridCallback"]
 
 
@@ -39,11 +41,7 @@ class SampleGridCallback(Callback):
 
     @torch.no_grad()
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if (
-            trainer.sanity_checking
-            or not trainer.is_global_zero
-            or (trainer.current_epoch + 1) % self.every_n_epochs
-        ):
+        if not epoch_due(trainer, self.every_n_epochs, rank_zero_only=True):
             return
         from torchvision.utils import make_grid, save_image
 

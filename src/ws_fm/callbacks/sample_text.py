@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from ..refiners.discrete import _datamodule_tokenizer
+from .schedule import epoch_due
 
 __all__ = ["SampleTextCallback"]
 
@@ -40,11 +41,7 @@ class SampleTextCallback(Callback):
 
     @torch.no_grad()
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if (
-            trainer.sanity_checking
-            or not trainer.is_global_zero
-            or (trainer.current_epoch + 1) % self.every_n_epochs
-        ):
+        if not epoch_due(trainer, self.every_n_epochs, rank_zero_only=True):
             return
         tok = _datamodule_tokenizer(trainer)
         if tok is None:

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 
 from .._checks import check_positive_int
 from ..solvers import solve
+from .schedule import epoch_due
 
 __all__ = ["SpeedupCallback"]
 
@@ -93,11 +94,7 @@ class SpeedupCallback(Callback):
         return out
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if (
-            trainer.sanity_checking
-            or self.every_n_epochs <= 0
-            or (trainer.current_epoch + 1) % self.every_n_epochs
-        ):
+        if not epoch_due(trainer, self.every_n_epochs):
             return
         # fast_dev_run checks that the code runs: time a few samples only.
         self.last = self.measure(

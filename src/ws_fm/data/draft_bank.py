@@ -38,11 +38,14 @@ __all__ = ["DraftBank", "draft_fingerprint"]
 ON_STALE = ("rebuild", "error")
 
 
-def draft_fingerprint(draft: nn.Module, seed: int, size: int, nearest_neighbour: bool) -> str:
-    """SHA-256 over the draft's class and weights, the seed, the size and the NN flag."""
+def draft_fingerprint(
+    draft: nn.Module, seed: int, size: int, nearest_neighbour: bool, teacher_forced: bool = False
+) -> str:
+    """SHA-256 over the draft's class and weights, the seed, the size and the pairing mode."""
     h = hashlib.sha256()
     cls = type(draft)
-    h.update(f"{cls.__module__}.{cls.__qualname__}|{seed}|{size}|{nearest_neighbour}".encode())
+    mode = f"{nearest_neighbour}" + ("|teacher_forced" if teacher_forced else "")
+    h.update(f"{cls.__module__}.{cls.__qualname__}|{seed}|{size}|{mode}".encode())
     for name, tensor in sorted(draft.state_dict().items()):
         buf = io.BytesIO()
         torch.save(tensor.detach().cpu().contiguous(), buf)
@@ -92,6 +95,8 @@ class DraftBank(torch.utils.data.Dataset):
         return rows.reshape(len(rows), *self.sample_shape)
 
     def nn_index(self, idx: Tensor | list[int]) -> Tensor:
+        """Index of each draft's paired training sample (nearest neighbour, or the sequence a
+        teacher-forced draft was made from)."""
         return self.data[list(map(int, idx))]["nn_index"]
 
     # ------------------------------------------------------------------ building
@@ -106,6 +111,7 @@ class DraftBank(torch.utils.data.Dataset):
         chunk: int = 1024,
         device: torch.device | str = "cpu",
         progress: bool = True,
+        teacher_forced: bool = False,
     ) -> DraftBank:
         """Generate ``size`` drafts in chunks and write the bank atomically.
 
@@ -118,13 +124,26 @@ class DraftBank(torch.utils.data.Dataset):
                 is stored as ``nn_index``.
             chunk: drafts generated and written at a time (bounds memory).
             device: where the draft samples.
+            teacher_forced: instead of free samples, run the draft along each of the first
+                ``size`` sequences of ``reference`` (``draft.teacher_force(x1)``: every token drawn
+                from the draft's prediction given the real prefix); ``nn_index`` then holds the
+                index of that sequence, so drafts and data come as pairs.
         """
         size = check_positive_int(size, "bank_size")
+        if teacher_forced:
+            if reference is None or not hasattr(draft, "teacher_force"):
+                raise ValueError(
+                    "teacher_forced banks need the training data (reference) and a draft with "
+                    "teacher_force(x1), e.g. NGramDraft or LSTMDraft."
+                )
+            size = min(size, len(reference))
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in path.parent.glob(f".{path.name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)  # leftovers of interrupted builds
-        fingerprint = draft_fingerprint(draft, seed, size, reference is not None)
+        fingerprint = draft_fingerprint(
+            draft, seed, size, reference is not None and not teacher_forced, teacher_forced
+        )
         draft = draft.to(device)
         gen = torch.Generator(device=device).manual_seed(seed)
         probe = draft.sample(1, generator=torch.Generator(device=device).manual_seed(seed))
@@ -138,9 +157,14 @@ class DraftBank(torch.utils.data.Dataset):
             it = track(starts, description=f"building draft bank ({size})", disable=not progress)
             for start in it:
                 n = min(chunk, size - start)
-                xd = draft.sample(n, generator=gen)
+                if teacher_forced:
+                    assert ref is not None
+                    xd = draft.teacher_force(ref[start : start + n], generator=gen)
+                    nn_idx: Tensor | None = torch.arange(start, start + n)
+                else:
+                    xd = draft.sample(n, generator=gen)
+                    nn_idx = nearest_indices(xd, ref).cpu() if ref is not None else None
                 flat = xd.reshape(n, -1).cpu()
-                nn_idx = nearest_indices(xd, ref).cpu() if ref is not None else None
                 for i in range(n):
                     row: dict[str, Any] = {"draft": flat[i].numpy()}
                     if nn_idx is not None:
@@ -173,7 +197,8 @@ class DraftBank(torch.utils.data.Dataset):
                 "sample_shape": list(shape),
                 "dtype": str(dtype),
                 "draft_class": f"{type(draft).__module__}.{type(draft).__qualname__}",
-                "nearest_neighbour": ref is not None,
+                "nearest_neighbour": ref is not None and not teacher_forced,
+                "teacher_forced": teacher_forced,
             }
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
             if path.exists():
@@ -194,11 +219,16 @@ class DraftBank(torch.utils.data.Dataset):
         seed: int = 0,
         reference: Tensor | None = None,
         on_stale: str = "rebuild",
+        teacher_forced: bool = False,
         **build_kwargs: Any,
     ) -> DraftBank:
         """The bank at ``path`` if it matches this draft, seed and size; else rebuild or raise."""
         check_choice(on_stale, ON_STALE, "on_stale")
-        expected = draft_fingerprint(draft, seed, size, reference is not None)
+        if teacher_forced and reference is not None:
+            size = min(size, len(reference))
+        expected = draft_fingerprint(
+            draft, seed, size, reference is not None and not teacher_forced, teacher_forced
+        )
         path = Path(path)
         if path.exists():
             try:
@@ -216,4 +246,12 @@ class DraftBank(torch.utils.data.Dataset):
                 raise ValueError(
                     f"{problem}. Delete it, point bank_dir elsewhere, or set on_stale='rebuild'."
                 )
-        return cls.build(path, draft, size, seed=seed, reference=reference, **build_kwargs)
+        return cls.build(
+            path,
+            draft,
+            size,
+            seed=seed,
+            reference=reference,
+            teacher_forced=teacher_forced,
+            **build_kwargs,
+        )

@@ -11,7 +11,10 @@ Lifecycle under Lightning (also under DDP):
 
 Batches are ``{"x1": data, "draft": drafts}``; the refiner's coupling pairs them within the batch.
 With ``nearest_neighbour=True`` the bank stores each draft's nearest training sample and batches
-are those precomputed pairs, marked ``"paired"``.  A cold refiner (no ``draft`` attribute) gets
+are those precomputed pairs, marked ``"paired"``.  With ``teacher_forced=True`` (token drafts,
+DESIGN.md §1) the bank holds, for each training sequence ``x1``, the draft model run along ``x1``
+(each token drawn given the real prefix), so ``xd`` is ``x1`` corrupted the way the draft errs;
+batches are those pairs.  A cold refiner (no ``draft`` attribute) gets
 plain data batches: the drafts are ignored and no bank is built.
 """
 
@@ -50,7 +53,8 @@ class DataWithDrafts(Dataset):
 
 
 class NearestNeighbourPairs(Dataset):
-    """Item ``j``: the ``j``-th draft and its nearest training sample (precomputed)."""
+    """Item ``j``: the ``j``-th draft and its paired training sample (precomputed: the nearest
+    neighbour, or the sequence a teacher-forced draft was made from)."""
 
     def __init__(self, data: Tensor, bank: DraftBank) -> None:
         if not bank.has_nearest_neighbours:
@@ -87,6 +91,8 @@ class WarmStartDataModule(L.LightningDataModule):
         bank_name: the bank's folder name (default: the draft's class and the bank size).
         seed: seed of the draft draws.
         nearest_neighbour: precompute each draft's nearest training sample and serve those pairs.
+        teacher_forced: pair each training sequence with the draft run along it (token drafts
+            with ``teacher_force``); the bank covers the first ``bank_size`` training sequences.
         on_stale: ``rebuild`` (default) or ``error`` when the bank on disk came from another draft,
             seed or size, or is corrupt.
         chunk: drafts generated at a time while building.
@@ -102,12 +108,16 @@ class WarmStartDataModule(L.LightningDataModule):
         nearest_neighbour: bool = False,
         on_stale: str = "rebuild",
         chunk: int = 1024,
+        teacher_forced: bool = False,
     ) -> None:
         super().__init__()
         self.data = data
         self.bank_size = check_positive_int(bank_size, "bank_size")
         self.bank_dir, self.bank_name = Path(bank_dir), bank_name
+        if nearest_neighbour and teacher_forced:
+            raise ValueError("choose one of nearest_neighbour and teacher_forced pairs.")
         self.seed, self.nearest_neighbour = seed, nearest_neighbour
+        self.teacher_forced = teacher_forced
         self.on_stale = check_choice(on_stale, ON_STALE, "on_stale")
         self.chunk = chunk
         self.bank: DraftBank | None = None
@@ -115,7 +125,7 @@ class WarmStartDataModule(L.LightningDataModule):
 
     @property
     def provides_pairs(self) -> bool:
-        return self.nearest_neighbour
+        return self.nearest_neighbour or self.teacher_forced
 
     # ------------------------------------------------------------------ delegation
     @property
@@ -135,7 +145,7 @@ class WarmStartDataModule(L.LightningDataModule):
     def bank_path(self, draft: torch.nn.Module) -> Path:
         inner = getattr(draft, "draft", draft)  # DraftCheckpoint wraps the loaded draft
         name = self.bank_name or f"{type(inner).__name__}-{self.bank_size}" + (
-            "-nn" if self.nearest_neighbour else ""
+            "-nn" if self.nearest_neighbour else "-tf" if self.teacher_forced else ""
         )
         return self.bank_dir / name
 
@@ -155,10 +165,11 @@ class WarmStartDataModule(L.LightningDataModule):
             draft,
             self.bank_size,
             seed=self.seed,
-            reference=train if self.nearest_neighbour else None,
+            reference=train if self.provides_pairs else None,
             on_stale=self.on_stale,
             chunk=self.chunk,
             device=device,
+            teacher_forced=self.teacher_forced,
         )
         after = (path / "meta.json").stat().st_mtime_ns
         self.builds += int(before != after)
@@ -184,7 +195,7 @@ class WarmStartDataModule(L.LightningDataModule):
         train = self.data.train_data()
         ds = (
             NearestNeighbourPairs(train, self.bank)
-            if self.nearest_neighbour
+            if self.provides_pairs
             else DataWithDrafts(train, self.bank)
         )
         return DataLoader(

@@ -11,19 +11,17 @@ so the draft reproduces the data's mean and top-``k`` principal variances, and n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from .._checks import check_positive_int
-from ..data.tensor_datamodule import datamodule_train_data
-from .module import DraftModule
+from .module import ClosedFormDraft, DraftModule
 
 __all__ = ["GaussianDraft"]
 
 
-class GaussianDraft(DraftModule):
+class GaussianDraft(ClosedFormDraft, DraftModule):
     """PCA Gaussian over flattened images; fitted in ``setup`` from the DataModule's training data.
 
     Args:
@@ -63,21 +61,6 @@ class GaussianDraft(DraftModule):
         rest = evals[k:]
         self.residual_variance.copy_(rest.mean() if rest.numel() else torch.zeros(()))
         return self
-
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        train = datamodule_train_data(self._trainer)
-        if not self.is_fitted and train is not None:
-            self.fit(train)
-
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        # Closed form: fitted in setup.  No optimizer step is ever taken (so max_steps would never
-        # be reached): end the loop after the first batch, which lets Lightning checkpoint it.
-        self.trainer.should_stop = True
-        return None
-
-    def configure_optimizers(self) -> None:
-        return None
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -88,6 +88,18 @@ class LSTMDraft(TextDraftModule):
         return self.optimizer_factory(self.parameters())
 
     @torch.no_grad()
+    def teacher_force(self, x1: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        was_training = self.training
+        self.eval()
+        x1 = x1.to(self.device)
+        inp = torch.cat([torch.full_like(x1[:, :1], self.bos), x1[:, :-1]], 1)
+        logits, _ = self(inp)  # one pass: the prediction at i sees the real prefix x1[:i]
+        p = torch.softmax(logits.float() / self.temperature, -1)
+        out = torch.multinomial(p.reshape(-1, self.vocab_size), 1, generator=generator)
+        self.train(was_training)
+        return out.reshape(x1.shape)
+
+    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         was_training = self.training
         self.eval()

@@ -12,7 +12,7 @@ from torch import Tensor
 from .._copy import SharesFactoriesOnCopy
 from ..data.tensor_datamodule import datamodule_train_data
 
-__all__ = ["DraftModule"]
+__all__ = ["DraftModule", "ClosedFormDraft"]
 
 
 class DraftModule(SharesFactoriesOnCopy, L.LightningModule):
@@ -42,3 +42,24 @@ class DraftModule(SharesFactoriesOnCopy, L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         n = batch.shape[0] if isinstance(batch, Tensor) else len(batch)
         return self.sample(n)
+
+
+class ClosedFormDraft:
+    """Mixin for drafts fitted in closed form (no gradient steps), e.g. ``GaussianDraft`` and
+    ``NGramDraft``: subclasses implement ``fit(data)`` and ``is_fitted``.  ``setup`` fits an
+    unfitted draft on the DataModule's training split; the training loop then stops after its
+    first batch (no optimizer step is ever taken, so ``max_steps`` would never be reached), which
+    still lets Lightning checkpoint the fitted draft."""
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)  # type: ignore[misc]
+        train = datamodule_train_data(self._trainer)  # type: ignore[attr-defined]
+        if not self.is_fitted and train is not None:  # type: ignore[attr-defined]
+            self.fit(train)  # type: ignore[attr-defined]
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        self.trainer.should_stop = True  # type: ignore[attr-defined]
+        return None
+
+    def configure_optimizers(self) -> None:
+        return None

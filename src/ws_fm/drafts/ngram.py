@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.tensor_datamodule import datamodule_train_data
+from .module import ClosedFormDraft
 from .text_module import TextDraftModule
 
 __all__ = ["NGramDraft"]
@@ -54,7 +54,7 @@ def _dense_rows(
     return out / out.sum(1, keepdim=True).clamp_min(1e-12)
 
 
-class NGramDraft(TextDraftModule):
+class NGramDraft(ClosedFormDraft, TextDraftModule):
     """Interpolated trigram (``n = 3``), bigram or unigram draft over token ids.
 
     Args:
@@ -118,20 +118,6 @@ class NGramDraft(TextDraftModule):
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))
         super()._load_from_state_dict(state_dict, prefix, *args)
 
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        train = datamodule_train_data(self._trainer)
-        if not self.is_fitted and train is not None:
-            self.fit(train)
-
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        # Closed form, fitted in setup: stop after the first batch (as GaussianDraft does).
-        self.trainer.should_stop = True
-        return None
-
-    def configure_optimizers(self) -> None:
-        return None
-
     def next_token_probs(self, history: Tensor) -> Tensor:
         """``(B, V)`` next-token probabilities given the last tokens ``history`` ``(B, h)``."""
         V, dev = self.vocab_size, self.uni.device
@@ -154,6 +140,15 @@ class NGramDraft(TextDraftModule):
         mix = torch.where(mix.sum(1, keepdim=True) > 0, mix, seen)
         seen = mix / mix.sum(1, keepdim=True)
         return sum(seen[:, i : i + 1] * t for i, t in enumerate(terms))  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def teacher_force(self, x1: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        x1 = x1.to(self.uni.device)
+        out = torch.empty_like(x1)
+        for i in range(x1.shape[1]):
+            p = self.next_token_probs(x1[:, max(0, i - 2) : i])
+            out[:, i] = torch.multinomial(p, 1, generator=generator).squeeze(1)
+        return out
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from torch import Tensor
+
 from .._checks import check_positive_int
 from .module import DraftModule
 
@@ -27,6 +30,11 @@ class TextDraftModule(DraftModule):
         self.vocab_size = check_positive_int(vocab_size, "vocab_size")
         self.seq_len = seq_len
         self.tokenizer_fingerprint: str | None = None
+
+    def teacher_force(self, x1: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The draft run along real sequences ``x1`` ``(B, L)``: token ``i`` drawn from the
+        draft's prediction given the real prefix ``x1[:i]`` (DESIGN.md §1, ``teacher_forced``)."""
+        raise NotImplementedError
 
     def setup(self, stage: str) -> None:
         super().setup(stage)

@@ -28,8 +28,9 @@ from .warm_start import WarmStartFlowMatching
 
 __all__ = ["DiscreteFlowMatching", "WarmStartDiscreteFlowMatching", "TOKEN_COUPLINGS"]
 
-# nearest_neighbour by L2 means nothing for token ids; minibatch_ot uses the Hamming distance.
-TOKEN_COUPLINGS = ("independent", "minibatch_ot")
+# nearest_neighbour by L2 means nothing for token ids; minibatch_ot uses the Hamming distance;
+# teacher_forced pairs come precomputed from WarmStartDataModule(teacher_forced=True).
+TOKEN_COUPLINGS = ("independent", "minibatch_ot", "teacher_forced")
 
 
 def _datamodule_tokenizer(trainer: Any) -> Any:
@@ -44,7 +45,8 @@ class DiscreteFlowMatching(FlowMatching):
     Args:
         net: ``net(x, t) -> logits (B, L, V)`` with a ``vocab_size`` attribute ``V``
             (e.g. :class:`~ws_fm.nets.TokenTransformer`); ``MASK`` is id ``V``.
-        coupling: ``independent`` (default for the cold flow) or ``minibatch_ot`` (Hamming).
+        coupling: ``independent`` (default for the cold flow) or ``minibatch_ot`` (Hamming);
+            warm refiners also take ``teacher_forced``.
         sample_steps: default number of Euler steps over ``[t_start, 1]``.
         **kwargs: ``time_sampler``, ``optimizer``, ``lr_scheduler``, ``sample_shape`` as in
             :class:`FlowMatching`.
@@ -65,7 +67,10 @@ class DiscreteFlowMatching(FlowMatching):
             )
         check_choice(coupling, TOKEN_COUPLINGS, "coupling")
         self.mask_id = vocab  # set before FlowMatching.__init__ builds the path
-        super().__init__(net, coupling=coupling, sample_steps=sample_steps, **kwargs)
+        self.coupling_name = coupling
+        # teacher_forced batches arrive paired (and are never re-paired): no in-batch coupling.
+        inner = "independent" if coupling == "teacher_forced" else coupling
+        super().__init__(net, coupling=inner, sample_steps=sample_steps, **kwargs)
 
     @property
     def vocab_size(self) -> int:
@@ -113,11 +118,7 @@ class DiscreteFlowMatching(FlowMatching):
         if step_size is not None:
             steps = num_steps(self.path.t_start, step_size)
         steps = steps or self.sample_steps
-        if source is None:
-            source = self.draw_source(n)
-        elif source.shape[0] != n:
-            raise ValueError(f"source has {source.shape[0]} samples but n={n}.")
-        source = source.to(self.device)
+        source = self.sampling_source(n, source)
         path: MaskedPath = self.path  # type: ignore[assignment]
         x_start = path.start(source, path.draw_noise(source, generator))
         return discrete_euler(
@@ -132,6 +133,14 @@ class DiscreteFlowMatching(FlowMatching):
                 f"the data's tokenizer has {tok.vocab_size} tokens but the network's vocab_size "
                 f"is {self.vocab_size}: set net vocab_size to {tok.vocab_size}."
             )
+        if self.coupling_name == "teacher_forced":
+            dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+            if not getattr(dm, "teacher_forced", False) or not hasattr(self, "draft"):
+                raise ValueError(
+                    "coupling='teacher_forced' needs a warm refiner and "
+                    "WarmStartDataModule(teacher_forced=True), which pairs every training "
+                    "sequence with the draft run along it."
+                )
         train = self._datamodule_train_data()
         if train is not None and (train.dtype != torch.long or int(train.max()) >= self.mask_id):
             raise ValueError(
@@ -148,7 +157,9 @@ class WarmStartDiscreteFlowMatching(WarmStartFlowMatching, DiscreteFlowMatching)
         draft: a token draft (``sample(n) -> (n, L)`` ids), e.g. ``LSTMDraft``, ``NGramDraft``
             or a ``DraftCheckpoint`` of one; it must use the data's tokenizer.
         t0: start time in ``[0, 1)``; ``t0 = 0`` is exactly the cold masked flow.
-        coupling: ``minibatch_ot`` (Hamming distance, default) or ``independent``.
+        coupling: ``minibatch_ot`` (Hamming distance, default), ``independent``, or
+            ``teacher_forced`` (pairs from ``WarmStartDataModule(teacher_forced=True)``: each
+            real sequence with the draft run along it, so the refiner learns the draft's errors).
         **kwargs: the remaining :class:`DiscreteFlowMatching` arguments.
     """
 

@@ -184,11 +184,7 @@ class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
             steps = self.sample_steps
         if solver not in FIXED_STEP_METHODS:
             steps = step_size = None
-        if source is None:
-            source = self.draw_source(n)
-        elif source.shape[0] != n:
-            raise ValueError(f"source has {source.shape[0]} samples but n={n}.")
-        source = source.to(self.device)
+        source = self.sampling_source(n, source)
         x_start = self.path.start(source, self.path.draw_noise(source))
         return solve(
             self,
@@ -201,6 +197,14 @@ class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
             atol=self.atol,
             return_trajectory=return_trajectory,
         )
+
+    def sampling_source(self, n: int, source: Tensor | None = None) -> Tensor:
+        """``n`` fresh sources, or the given pre-drawn ones (checked), on the module's device."""
+        if source is None:
+            source = self.draw_source(n)
+        elif source.shape[0] != n:
+            raise ValueError(f"source has {source.shape[0]} samples but n={n}.")
+        return source.to(self.device)
 
     # ------------------------------------------------------------------ Lightning
     def setup(self, stage: str) -> None:
