@@ -245,9 +245,11 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
     bank_dir = work_dir / "banks"
     dm = ImageDataModule(p.source)
     train, test = dm.train_data(), dm.test_data()
+    test_labels = load_labelled_images(p.source)[3]
     if p.n_real:  # a fixed subset of the held-out split for the real statistics
         g = torch.Generator().manual_seed(p.seed)
-        test = test[torch.randperm(len(test), generator=g)[: p.n_real]]
+        keep = torch.randperm(len(test), generator=g)[: p.n_real]
+        test, test_labels = test[keep], test_labels[keep]
 
     task = progress.add_task("drafts", total=len(p.drafts)) if progress else None
     drafts: dict[str, torch.nn.Module] = {}
@@ -299,7 +301,7 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
         "draft_train_seconds": draft_seconds,
         "draft_only": {n: fid(d.sample(p.n_eval)) for n, d in drafts.items()},
         "train_seconds": {r["job"].label: r["train_seconds"] for r in trained},
-        "classifier_test_accuracy": classifier.accuracy(test, load_labelled_images(p.source)[3]),
+        "classifier_test_accuracy": classifier.accuracy(test, test_labels),
         "profile_settings": asdict(p),
         "note": p.note,
     }

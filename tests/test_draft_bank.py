@@ -115,3 +115,16 @@ def test_memory_stays_flat_as_the_bank_grows(tmp_path):
         growth[n] = int(out.stdout.split()[-1])  # KiB
     # Holding 400k rows as Python lists would cost hundreds of MB; streamed Arrow stays flat.
     assert growth[400_000] - growth[20_000] < 60_000, growth
+
+
+def test_fingerprint_depends_on_values_not_on_storage():
+    from ws_fm.data.draft_bank import draft_fingerprint
+    from ws_fm.drafts import NGramDraft
+
+    x = torch.randint(0, 50, (100, 16), generator=torch.Generator().manual_seed(0))
+    fitted = NGramDraft(50, 16).fit(x)  # some count tables are views of larger buffers
+    copy = NGramDraft(50, 16)
+    copy.load_state_dict(fitted.state_dict())
+    assert draft_fingerprint(fitted, 0, 10, False) == draft_fingerprint(copy, 0, 10, False)
+    other = NGramDraft(50, 16).fit(x.flip(1))
+    assert draft_fingerprint(other, 0, 10, False) != draft_fingerprint(fitted, 0, 10, False)

@@ -48,7 +48,9 @@ def draft_fingerprint(
     h.update(f"{cls.__module__}.{cls.__qualname__}|{seed}|{size}|{mode}".encode())
     for name, tensor in sorted(draft.state_dict().items()):
         buf = io.BytesIO()
-        torch.save(tensor.detach().cpu().contiguous(), buf)
+        # clone(): torch.save writes a view's whole storage, so equal tensors that are views of
+        # different buffers (e.g. torch.unique's outputs) would hash differently.
+        torch.save(tensor.detach().cpu().clone(), buf)
         h.update(name.encode())
         h.update(hashlib.sha256(buf.getvalue()).digest())
     return h.hexdigest()
