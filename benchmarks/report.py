@@ -303,7 +303,7 @@ def _text_extras(report: dict[str, Any]) -> list[str]:
         lines.append(f"| {label} | {r['nfe']} | {cells(row_of(r))} |")
     for s in operating_points(report):
         row = row_of(s)
-        label = f"{s['method']} {s.get('draft') or ''} t0={s['t0']:g}"
+        label = f"{s['method']} {s.get('draft') or ''} {s['coupling']} t0={s['t0']:g}"
         lines.append(f"| {label} | {s['nfe']} | {cells(row)} |")
     lines += ["", "## Decoded samples", ""]
     for name, texts in report.get("text_samples", {}).items():
