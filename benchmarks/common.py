@@ -7,6 +7,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
@@ -25,7 +26,24 @@ __all__ = [
     "sample_and_time",
     "cold_nfe_at_equal_step",
     "train_in_workers",
+    "RefinerJob",
 ]
+
+
+@dataclass(frozen=True)
+class RefinerJob:
+    """One refiner a benchmark trains: a cold flow, or a warm one from ``draft`` at ``t0``."""
+
+    method: str  # cold_fm | ws_fm | cold_dfm | ws_dfm
+    coupling: str
+    t0: float = 0.0
+    draft: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.coupling}" + (
+            f"/{self.draft}/t0={self.t0}" if self.draft else ""
+        )
 
 
 def quiet() -> None:

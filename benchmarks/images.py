@@ -28,6 +28,7 @@ from ws_fm.nets import UNet
 from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
 
 from .common import (
+    RefinerJob,
     bench_trainer,
     cold_nfe_at_equal_step,
     quiet,
@@ -79,18 +80,7 @@ class ImageProfile:
         return torch.device("cuda" if self.accelerator == "gpu" else "cpu")
 
 
-@dataclass(frozen=True)
-class ImageJob:
-    method: str  # cold_fm | ws_fm
-    coupling: str
-    t0: float = 0.0
-    draft: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.method}/{self.coupling}" + (
-            f"/{self.draft}/t0={self.t0}" if self.draft else ""
-        )
+ImageJob = RefinerJob  # one job type for every profile
 
 
 def image_jobs(p: ImageProfile) -> list[ImageJob]:

@@ -32,6 +32,7 @@ from ws_fm.nets import TokenTransformer
 from ws_fm.refiners import DiscreteFlowMatching, WarmStartDiscreteFlowMatching
 
 from .common import (
+    RefinerJob,
     bench_trainer,
     cold_nfe_at_equal_step,
     quiet,
@@ -78,18 +79,7 @@ class TextProfile:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class TextJob:
-    method: str  # cold_dfm | ws_dfm
-    coupling: str
-    t0: float = 0.0
-    draft: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.method}/{self.coupling}" + (
-            f"/{self.draft}/t0={self.t0}" if self.draft else ""
-        )
+TextJob = RefinerJob  # one job type for every profile
 
 
 def text_jobs(p: TextProfile) -> list[TextJob]:
