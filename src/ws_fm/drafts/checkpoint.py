@@ -56,3 +56,12 @@ class DraftCheckpoint(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return self.draft.sample(n, generator=generator)
+
+    def teacher_force(self, x1: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The wrapped token draft run along ``x1`` (see ``TextDraftModule.teacher_force``)."""
+        if not hasattr(self.draft, "teacher_force"):
+            raise ValueError(
+                f"{type(self.draft).__name__} has no teacher_force: teacher-forced pairs need a "
+                "token draft such as NGramDraft or LSTMDraft."
+            )
+        return self.draft.teacher_force(x1, generator=generator)
