@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import get_context
@@ -26,6 +26,7 @@ __all__ = [
     "sample_and_time",
     "cold_nfe_at_equal_step",
     "train_in_workers",
+    "WorkerPool",
     "RefinerJob",
 ]
 
@@ -127,6 +128,43 @@ def cold_nfe_at_equal_step(
     }
 
 
+class WorkerPool:
+    """Jobs in ``workers`` spawned processes, results as they finish, with a progress task.
+
+    Jobs may be submitted while results are collected, so that work which needs the result of
+    another job (the refiners of a draft trained in the pool) joins the queue when it can run.
+    """
+
+    def __init__(self, workers: int, progress: Any = None, what: str = "jobs") -> None:
+        self.pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        self.pending: set[Future[Any]] = set()
+        self.progress, self.submitted = progress, 0
+        self.task = progress.add_task(f"training {what}", total=0) if progress else None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.pending.add(self.pool.submit(fn, *args))
+        self.submitted += 1
+        if self.progress:
+            self.progress.update(self.task, total=self.submitted)
+
+    def results(self) -> Iterator[Any]:
+        """Each job's result as it finishes, until none is pending (re-checked after each)."""
+        while self.pending:
+            done, self.pending = wait(self.pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                res = fut.result()
+                if self.progress:
+                    label = res["job"].label if "job" in res else res.get("label", "")
+                    self.progress.update(self.task, advance=1, description=f"trained {label}")
+                yield res
+
+
 def train_in_workers(
     train_one: Callable[..., dict[str, Any]],
     profile: Any,
@@ -137,12 +175,8 @@ def train_in_workers(
 ) -> list[dict[str, Any]]:
     """``train_one(profile, job, draft_state, bank_dir)`` for every job in ``profile.workers``
     spawned processes; results in job order, progress reported as each one finishes."""
-    n = len(jobs)
-    task = progress.add_task(f"training {n} refiners", total=n) if progress else None
-    trained = []
-    with ProcessPoolExecutor(profile.workers, mp_context=get_context("spawn")) as pool:
-        for res in pool.map(train_one, [profile] * n, jobs, states, [bank_dir] * n):
-            trained.append(res)
-            if progress:
-                progress.update(task, advance=1, description=f"trained {res['job'].label}")
-    return trained
+    with WorkerPool(profile.workers, progress, f"{len(jobs)} refiners") as pool:
+        for job, state in zip(jobs, states):
+            pool.submit(train_one, profile, job, state, bank_dir)
+        trained = list(pool.results())
+    return sorted(trained, key=lambda r: jobs.index(r["job"]))

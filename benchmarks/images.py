@@ -68,6 +68,9 @@ class ImageProfile:
     n_time: int = 250
     timing_repeats: int = 2
     inception_samples: int = 1000  # 0 skips the Inception FID
+    # The reference re-sampled at this many further seeds: the FID's seed-to-seed spread, against
+    # which the 5% parity band can be judged (0: none).
+    reference_seeds: int = 4
     n_real: int = 0  # held-out images for the FID's real statistics; 0: the whole test split
     grid_samples: int = 32  # per method in <profile>_samples.png; 0: no grid
     workers: int = 2
@@ -295,6 +298,7 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
         "profile_settings": asdict(p),
         "note": p.note,
     }
+    extra["reference_seed_fids"] = reference_seed_fids(p, rows, models, fid)
     extra["inception"] = (
         inception_fids(p, rows, models, test, progress) if p.inception_samples else []
     )
@@ -316,6 +320,19 @@ def reference_row(p: ImageProfile, rows: list[dict[str, Any]]) -> dict[str, Any]
         ),
         key=lambda r: r["quality"],
     )
+
+
+def reference_seed_fids(
+    p: ImageProfile, rows: list[dict[str, Any]], models: dict[ImageJob, FlowMatching], fid: Any
+) -> list[float]:
+    """The reference's FID at ``reference_seeds`` further sampling seeds (same model, same
+    number of samples, same real statistics): how far the estimate moves with the seed alone."""
+    ref = reference_row(p, rows)
+    out = []
+    for k in range(1, p.reference_seeds + 1):
+        torch.manual_seed(p.seed + k)
+        out.append(fid(models[_job(ref)].sample(p.n_eval, steps=ref["steps"]).samples))
+    return out
 
 
 def best_warm_row(

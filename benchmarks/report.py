@@ -267,7 +267,61 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines + _image_extras(report) + _text_extras(report)) + "\n"
 
 
-_TEXT_METRICS = ("quality", "perplexity", "oov_rate", "distinct_2", "entropy")
+_TEXT_METRICS = ("quality", "perplexity", "oov_rate", "distinct_2", "entropy", "draft_kept")
+
+# Issue 4's text target: warm start at t0 >= 0.8 within 5% of the reference Fréchet distance and
+# 10% of its perplexity, with distinct-2 no lower, at >= 5x fewer NFE.
+TEXT_TARGET = {"min_t0": 0.8, "frechet": 1.05, "perplexity": 1.10, "nfe_factor": 5}
+
+
+def _meets_text_target(r: dict[str, Any], ref: dict[str, Any]) -> bool:
+    return (
+        r["quality"] <= TEXT_TARGET["frechet"] * ref["quality"]
+        and r["perplexity"] <= TEXT_TARGET["perplexity"] * ref["perplexity"]
+        and r["distinct_2"] >= ref["distinct_2"]
+    )
+
+
+def _text_target(report: dict[str, Any], ref: dict[str, Any]) -> list[str]:
+    """Per warm setting at t0 >= 0.8: the cheapest NFE (<= reference NFE / 5) that meets every
+    part of the target, else the best such point and by how much it misses; the drafts alone
+    for scale."""
+    budget = ref["nfe"] / TEXT_TARGET["nfe_factor"]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for r in report["rows"]:
+        if r.get("draft") and r["t0"] >= TEXT_TARGET["min_t0"] and r["nfe"] <= budget:
+            groups[_key(r)].append(r)
+    lines = [
+        "",
+        "## Text target",
+        "",
+        f"Warm start at t0 ≥ {TEXT_TARGET['min_t0']:g} against the reference "
+        f"({ref['method']}, {ref['nfe']} NFE): Fréchet ≤ {TEXT_TARGET['frechet']:g}x and "
+        f"perplexity ≤ {TEXT_TARGET['perplexity']:g}x the reference's, distinct-2 ≥ the "
+        f"reference's ({_fmt(ref['distinct_2'])}), at ≤ {budget:g} NFE. Per setting the cheapest "
+        "NFE that meets all three, else the point with the best Fréchet distance. The drafts "
+        "alone (no refiner, 0 NFE) are measured against the same reference for scale.",
+        "",
+        "| text | NFE | NFE speed-up | Fréchet / ref | perplexity / ref | distinct-2 | "
+        "draft kept | target met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def line(label: str, r: dict[str, Any], nfe: int) -> str:
+        speed = f"{ref['nfe'] / nfe:g}x" if nfe else "-"
+        return (
+            f"| {label} | {nfe} | {speed} | {r['quality'] / ref['quality']:.3f} | "
+            f"{r['perplexity'] / ref['perplexity']:.3f} | {_fmt(r['distinct_2'])} | "
+            f"{_fmt(r.get('draft_kept'))} | {'yes' if _meets_text_target(r, ref) else 'no'} |"
+        )
+
+    for k, rows in groups.items():
+        met = [r for r in rows if _meets_text_target(r, ref)]
+        r = min(met, key=lambda r: r["nfe"]) if met else min(rows, key=lambda r: r["quality"])
+        lines.append(line(f"{k[1]} {k[4]} {k[3]} t0={k[2]:g}", r, r["nfe"]))
+    for name, m in report.get("draft_alone", {}).items():
+        lines.append(line(f"{name} draft alone", m, 0))
+    return lines
 
 
 def _text_extras(report: dict[str, Any]) -> list[str]:
@@ -275,7 +329,10 @@ def _text_extras(report: dict[str, Any]) -> list[str]:
     held-out text and the drafts alone, and decoded samples per method."""
     if "real_text_metrics" not in report:
         return []
-    head = "| Fréchet (MiniLM) | perplexity (trigram) | OOV rate | distinct-2 | entropy (bits) |"
+    head = (
+        "| Fréchet (MiniLM) | perplexity (trigram) | OOV rate | distinct-2 | entropy (bits) "
+        "| draft tokens kept |"
+    )
 
     def cells(m: dict[str, Any]) -> str:
         return " | ".join(_fmt(m.get(k)) for k in _TEXT_METRICS)
@@ -285,7 +342,7 @@ def _text_extras(report: dict[str, Any]) -> list[str]:
         "## Every text metric",
         "",
         "| text | NFE " + head,
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
         f"| real held-out text | - | {cells(report['real_text_metrics'])} |",
     ]
     for name, m in report.get("draft_alone", {}).items():
@@ -305,9 +362,47 @@ def _text_extras(report: dict[str, Any]) -> list[str]:
         row = row_of(s)
         label = f"{s['method']} {s.get('draft') or ''} {s['coupling']} t0={s['t0']:g}"
         lines.append(f"| {label} | {s['nfe']} | {cells(row)} |")
+    ref = report["reference"][0]
+    lines += _text_target(report, {**row_of(ref), "nfe": ref["nfe"]})
     lines += ["", "## Decoded samples", ""]
     for name, texts in report.get("text_samples", {}).items():
         lines += [f"### {name}", ""] + [f"{i + 1}. {t!r}" for i, t in enumerate(texts)] + [""]
+    return lines
+
+
+def _reference_spread(report: dict[str, Any]) -> list[str]:
+    """The reference's FID at further sampling seeds beside the 5% parity band, and whether
+    each draft's best warm point at >= 5x fewer NFE lies inside the seeds' range."""
+    seeds = report.get("reference_seed_fids")
+    if not seeds:
+        return []
+    ref = report["reference"][0]
+    fids = torch.tensor([ref["quality"], *seeds], dtype=torch.float64)
+    mean, std, hi = fids.mean().item(), fids.std().item(), fids.max().item()
+    lines = [
+        "",
+        "## Reference FID across sampling seeds",
+        "",
+        f"The reference ({ref['coupling']}, Euler {ref['nfe']} NFE) sampled at {len(fids)} seeds: "
+        + ", ".join(_fmt(x) for x in fids.tolist())
+        + f"; mean {_fmt(mean)}, standard deviation {_fmt(std)} ({100 * std / mean:.0f}% of the "
+        f"mean), against a parity band of 5% ({_fmt(0.05 * ref['quality'])}). Each draft's best "
+        f"warm point at ≤ {ref['nfe'] / 5:g} NFE (≥ 5x fewer), beside the seeds' worst value "
+        f"{_fmt(hi)}:",
+        "",
+        "| draft | t0 | coupling | NFE | FID | within the reference's seed range |",
+        "|---|---|---|---|---|---|",
+    ]
+    best: dict[str, dict[str, Any]] = {}
+    for r in report["rows"]:
+        if r.get("draft") and r["solver"] == "euler" and 5 * r["nfe"] <= ref["nfe"]:
+            if r["draft"] not in best or r["quality"] < best[r["draft"]]["quality"]:
+                best[r["draft"]] = r
+    for name, r in best.items():
+        lines.append(
+            f"| {name} | {r['t0']:g} | {r['coupling']} | {r['nfe']} | {_fmt(r['quality'])} | "
+            f"{'yes' if r['quality'] <= hi else 'no'} |"
+        )
     return lines
 
 
@@ -336,6 +431,7 @@ def _image_extras(report: dict[str, Any]) -> list[str]:
                 f"{r['nfe']} | {r['n_samples']} | {_fmt(r['fid_inception'])} | "
                 f"{_fmt(r['fid_classifier'])} |"
             )
+    lines += _reference_spread(report)
     if "real_nn_distance" in report:
         lines += [
             "",

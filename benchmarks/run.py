@@ -40,8 +40,14 @@ class LineProgress:
         self.tasks[len(self.tasks)] = [0, total]
         return len(self.tasks) - 1
 
-    def update(self, task: int, advance: int = 0, description: str = "") -> None:
+    def update(
+        self, task: int, advance: int = 0, description: str = "", total: int | None = None
+    ) -> None:
         self.tasks[task][0] += advance
+        if total is not None:
+            self.tasks[task][1] = total
+            if not advance:
+                return  # a grown total is not a step
         done, total = self.tasks[task]
         self.console.print(
             f"[{time.perf_counter() - self.start:6.0f} s] {done}/{total} {description}"

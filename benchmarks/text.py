@@ -1,10 +1,12 @@
 """Text profile: n-gram and LSTM drafts, cold and warm discrete flows on a token transformer.
 
-Phases as in the image profile: (1) the tokenizer, the drafts and their banks are built here;
-(2) refiners are trained in ``workers`` processes (one thread each); (3) every model is evaluated
-here, one after another, on its NFE grid: Fréchet distance of MiniLM embeddings to held-out
-text (the quality), trigram perplexity and OOV rate, distinct-2 and unigram entropy, wall-clock
-per 1,000 sequences (draft time separate).  Each metric is also reported on real held-out text.
+Phases: (1) training in ``workers`` processes (one thread each): drafts with gradient steps
+(the LSTM) train in the pool beside the cold flow; the closed-form n-gram is fitted here; as each
+draft is ready its banks are built here and its refiners join the pool's queue.  (2) every model
+is evaluated here, one after another, on its NFE grid: Fréchet distance of MiniLM embeddings to
+held-out text (the quality), trigram perplexity and OOV rate, distinct-2, unigram entropy, the
+fraction of draft tokens a warm refiner keeps, and wall-clock per 1,000 sequences (draft time
+separate).  Each metric is also reported on real held-out text and on the drafts alone.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from ws_fm.data import DraftBank, TextDataModule, WarmStartDataModule
 from ws_fm.drafts import LSTMDraft, NGramDraft
+from ws_fm.drafts.module import ClosedFormDraft
 from ws_fm.metrics.text import (
     MiniLMFeatures,
     TrigramPerplexity,
@@ -33,12 +36,12 @@ from ws_fm.refiners import DiscreteFlowMatching, WarmStartDiscreteFlowMatching
 
 from .common import (
     RefinerJob,
+    WorkerPool,
     bench_trainer,
     cold_nfe_at_equal_step,
     quiet,
     sample_and_time,
     timed,
-    train_in_workers,
 )
 
 __all__ = ["TextProfile", "TextJob", "run_text"]
@@ -51,7 +54,7 @@ class TextProfile:
     seq_len: int = 32
     vocab_size: int = 4000
     drafts: tuple[str, ...] = ("ngram", "lstm")
-    lstm_steps: int = 1500
+    lstm_steps: int = 1000
     t0s: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
     # The t0 sweep pairs each real sequence with the draft run along it (DESIGN.md §1); the
     # ablation couplings (minibatch_ot: Hamming OT within the batch) run at ablation_t0.
@@ -66,7 +69,7 @@ class TextProfile:
     lr: float = 1e-3
     ema_decay: float = 0.99
     bank_size: int = 5000  # free drafts (for minibatch_ot)
-    tf_bank_size: int = 0  # teacher-forced pairs: the first ... training sequences; 0 = all
+    tf_bank_size: int = 10000  # teacher-forced pairs: the first ... training sequences; 0 = all
     n_eval: int = 300
     n_real: int = 300
     cold_grid: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
@@ -108,16 +111,33 @@ def _data(p: TextProfile) -> TextDataModule:
     )
 
 
+DRAFTS: dict[str, type[torch.nn.Module]] = {"ngram": NGramDraft, "lstm": LSTMDraft}
+
+
 def make_draft(p: TextProfile, name: str, vocab: int) -> torch.nn.Module:
-    cls = {"ngram": NGramDraft, "lstm": LSTMDraft}[name]
-    return cls(vocab_size=vocab, seq_len=p.seq_len)
+    return DRAFTS[name](vocab_size=vocab, seq_len=p.seq_len)
 
 
 def train_draft(p: TextProfile, name: str, dm: TextDataModule) -> torch.nn.Module:
     L.seed_everything(p.seed, verbose=False)
     draft = make_draft(p, name, dm.tokenizer.vocab_size)
-    bench_trainer(1 if name == "ngram" else p.lstm_steps).fit(draft, dm)
+    closed_form = isinstance(draft, ClosedFormDraft)
+    bench_trainer(1 if closed_form else p.lstm_steps).fit(draft, dm)
     return draft.eval()
+
+
+def train_draft_job(p: TextProfile, name: str) -> dict[str, Any]:
+    """Train one draft with gradient steps (in a worker process, one thread)."""
+    torch.set_num_threads(1)
+    quiet()
+    start = time.perf_counter()
+    draft = train_draft(p, name, _data(p))
+    return {
+        "label": f"draft {name}",
+        "draft": name,
+        "state_dict": draft.state_dict(),
+        "train_seconds": time.perf_counter() - start,
+    }
 
 
 def build_refiner(
@@ -221,6 +241,9 @@ def evaluate(
                 "steps": steps,
                 "nfe": res.nfe,
                 **metrics(texts),
+                # how much of the draft survives refinement (DESIGN.md §1: every position
+                # jumps at least once by t = 1, each to a draw from p(x1 | x_t, t))
+                **({"draft_kept": float((res.samples == draft).float().mean())} if warm else {}),
                 "seconds_per_1k": sec * per_1k,
                 "draft_seconds_per_1k": draft_s * per_1k,
             }
@@ -228,35 +251,73 @@ def evaluate(
     return rows, shown
 
 
+def _build_banks(
+    p: TextProfile, dm: TextDataModule, draft: torch.nn.Module, bank_dir: Path
+) -> None:
+    """The draft's banks (teacher-forced pairs and/or free drafts), built once, before its
+    refiners train."""
+    for tf in {p.coupling == "teacher_forced", *(False for _ in p.ablation_couplings)}:
+        probe = _warm_data(p, dm, bank_dir, tf)
+        DraftBank.get(
+            probe.bank_path(draft),
+            draft,
+            probe.bank_size,
+            seed=p.seed,
+            reference=dm.train_data() if tf else None,
+            teacher_forced=tf,
+            progress=False,
+        )
+
+
+def train_all(
+    p: TextProfile, dm: TextDataModule, bank_dir: Path, progress: Any = None
+) -> tuple[dict[str, torch.nn.Module], dict[str, float], list[dict[str, Any]]]:
+    """Every draft and refiner: drafts with gradient steps train in the pool beside the cold
+    flow; each draft's refiners are queued as soon as the draft and its banks are ready."""
+    todo = text_jobs(p)
+    drafts: dict[str, torch.nn.Module] = {}
+    seconds: dict[str, float] = {}
+    trained: list[dict[str, Any]] = []
+    with WorkerPool(p.workers, progress, "drafts and refiners") as pool:
+
+        def ready(name: str, draft: torch.nn.Module) -> None:
+            drafts[name] = draft
+            _build_banks(p, dm, draft, bank_dir)
+            for job in todo:
+                if job.draft == name:
+                    pool.submit(train_refiner, p, job, draft.state_dict(), bank_dir)
+
+        closed = [n for n in p.drafts if issubclass(DRAFTS[n], ClosedFormDraft)]
+        for name in p.drafts:
+            if name not in closed:
+                pool.submit(train_draft_job, p, name)
+        for job in todo:
+            if not job.draft:
+                pool.submit(train_refiner, p, job, None, bank_dir)
+        for name in closed:  # seconds to fit: here, while the pool trains
+            start = time.perf_counter()
+            draft = train_draft(p, name, dm)
+            seconds[name] = time.perf_counter() - start
+            ready(name, draft)
+        for res in pool.results():
+            if "job" in res:
+                trained.append(res)
+                continue
+            draft = make_draft(p, res["draft"], dm.tokenizer.vocab_size)
+            draft.load_state_dict(res["state_dict"])
+            seconds[res["draft"]] = res["train_seconds"]
+            ready(res["draft"], draft.eval())
+    return drafts, seconds, sorted(trained, key=lambda r: todo.index(r["job"]))
+
+
 def run_text(p: TextProfile, work_dir: Path, progress: Any = None) -> dict[str, Any]:
     quiet()
-    bank_dir = work_dir / "banks"
+    start = time.perf_counter()
     dm = _data(p)
     tok = dm.tokenizer
-    task = progress.add_task("drafts", total=len(p.drafts)) if progress else None
-    drafts: dict[str, torch.nn.Module] = {}
-    draft_seconds: dict[str, float] = {}
-    for name in p.drafts:
-        start = time.perf_counter()
-        drafts[name] = train_draft(p, name, dm)
-        draft_seconds[name] = time.perf_counter() - start
-        for tf in {p.coupling == "teacher_forced", *(False for _ in p.ablation_couplings)}:
-            probe = _warm_data(p, dm, bank_dir, tf)  # banks built once, here
-            DraftBank.get(
-                probe.bank_path(drafts[name]),
-                drafts[name],
-                probe.bank_size,
-                seed=p.seed,
-                reference=dm.train_data() if tf else None,
-                teacher_forced=tf,
-                progress=False,
-            )
-        if progress:
-            progress.update(task, advance=1, description=f"trained draft {name}")
-
-    todo = text_jobs(p)
-    states = [drafts[j.draft].state_dict() if j.draft else None for j in todo]
-    trained = train_in_workers(train_refiner, p, todo, states, bank_dir, progress)
+    drafts, draft_seconds, trained = train_all(p, dm, work_dir / "banks", progress)
+    phases = {"tokenizer, drafts, banks and training": time.perf_counter() - start}
+    start = time.perf_counter()
 
     g = torch.Generator().manual_seed(p.seed)
     test, val = dm.test_data(), dm.val_data()
@@ -290,6 +351,7 @@ def run_text(p: TextProfile, work_dir: Path, progress: Any = None) -> dict[str, 
             n: metrics(tok.decode_batch(d.sample(p.n_eval).tolist())) for n, d in drafts.items()
         },
         "draft_train_seconds": draft_seconds,
+        "phase_seconds": {**phases, "evaluation": time.perf_counter() - start},
         "train_seconds": {r["job"].label: r["train_seconds"] for r in trained},
         "tokenizer": {"vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint},
         "text_samples": samples,

@@ -75,6 +75,10 @@ def test_digits_smoke_profile_reports_drafts_fid_and_memorisation(tmp_path):
     assert set(report["draft_only"]) == {"gaussian"}
     md = (tmp_path / "digits-smoke.md").read_text()
     assert "| draft |" in md and "## Drafts alone" in md and "## Memorisation" in md
+    # The reference re-sampled at another seed: same model, a different (finite) estimate.
+    (seed_fid,) = report["reference_seed_fids"]
+    assert 0 < seed_fid < float("inf") and seed_fid != report["reference"][0]["quality"]
+    assert "## Reference FID across sampling seeds" in md
     # One titled row per method: the draft alone, the reference, the warm operating point.
     assert report["sample_grid"] == "digits-smoke_samples.png"
     assert (tmp_path / "digits-smoke_samples.png").stat().st_size > 5_000
@@ -117,3 +121,72 @@ def test_text_smoke_profile_reports_every_metric_and_samples(tmp_path):
     md = (tmp_path / "text-smoke.md").read_text()
     assert "## Every text metric" in md and "## Decoded samples" in md
     assert "### ngram draft alone" in md
+    warm = [r for r in report["rows"] if r["method"] == "ws_dfm"]
+    assert all(0 <= r["draft_kept"] <= 1 for r in warm)
+    assert "## Text target" in md
+    assert set(report["phase_seconds"]) == {"tokenizer, drafts, banks and training", "evaluation"}
+    assert set(report["draft_train_seconds"]) == {"ngram", "lstm"}
+
+
+def test_worker_pool_runs_jobs_submitted_while_collecting_results():
+    from benchmarks.common import WorkerPool
+
+    class Progress:
+        def __init__(self):
+            self.total, self.done = 0, 0
+
+        def add_task(self, description, total):
+            return 0
+
+        def update(self, task, advance=0, description="", total=None):
+            self.done += advance
+            self.total = self.total if total is None else total
+
+    progress = Progress()
+    got = []
+    with WorkerPool(2, progress) as pool:
+        pool.submit(dict, [("label", "draft")])
+        pool.submit(dict, [("label", "other")])
+        for res in pool.results():
+            got.append(res["label"])
+            if res["label"] == "draft":  # a follow-up job, queued once its input exists
+                pool.submit(dict, [("label", "refiner")])
+    assert sorted(got) == ["draft", "other", "refiner"] and got[-1] == "refiner"
+    assert progress.total == progress.done == 3
+
+
+def _text_row(draft, t0, nfe, quality, ppl, d2):
+    return {
+        "dataset": "d",
+        "method": "ws_dfm" if draft else "cold_dfm",
+        "t0": t0,
+        "coupling": "teacher_forced" if draft else "independent",
+        **({"draft": draft} if draft else {}),
+        "solver": "euler",
+        "steps": nfe,
+        "nfe": nfe,
+        "quality": quality,
+        "perplexity": ppl,
+        "distinct_2": d2,
+    }
+
+
+def test_text_target_needs_every_part_and_the_nfe_budget():
+    from benchmarks.report import _text_target
+
+    ref = _text_row("", 0.0, 100, 1.0, 100.0, 0.9)
+    rows = [
+        ref,
+        _text_row("a", 0.8, 4, 1.06, 100.0, 0.95),  # Fréchet 6% worse
+        _text_row("a", 0.8, 8, 1.04, 109.0, 0.9),  # meets all three
+        _text_row("a", 0.8, 16, 1.0, 100.0, 0.9),  # also meets, but costs more
+        _text_row("b", 0.9, 2, 1.0, 100.0, 0.89),  # distinct-2 lower
+        _text_row("b", 0.9, 32, 1.0, 100.0, 0.95),  # beyond 100 / 5 NFE
+        _text_row("c", 0.7, 2, 1.0, 100.0, 0.95),  # t0 below 0.8: not assessed
+    ]
+    report = {"rows": rows, "draft_alone": {"a": {**rows[3], "perplexity": 111.0}}}
+    lines = "\n".join(_text_target(report, ref))
+    assert "| ws_dfm a teacher_forced t0=0.8 | 8 | 12.5x | 1.040 | 1.090 | 0.9 | - | yes |" in lines
+    assert "| ws_dfm b teacher_forced t0=0.9 | 2 | 50x | 1.000 | 1.000 | 0.89 | - | no |" in lines
+    assert "t0=0.7" not in lines
+    assert "| a draft alone | 0 | - | 1.000 | 1.110 | 0.9 | - | no |" in lines
