@@ -144,8 +144,9 @@ class WorkerPool:
     def __enter__(self) -> WorkerPool:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.pool.shutdown(cancel_futures=True)
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        # On an error, queued jobs are dropped and running ones are not waited for.
+        self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self.pending.add(self.pool.submit(fn, *args))

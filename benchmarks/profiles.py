@@ -84,7 +84,7 @@ def _image_profiles() -> dict[str, object]:
             n_time=50,
             timing_repeats=1,
             inception_samples=0,
-            reference_seeds=1,
+            extra_seeds=1,
             n_real=200,
             grid_samples=4,
             workers=1,
@@ -138,7 +138,7 @@ def _fashion_mnist_profiles() -> tuple[object, object]:
         warm_grid=(1, 2, 4, 8, 16),
         n_time=100,
         inception_samples=500,
-        reference_seeds=0,
+        extra_seeds=0,
         note=(
             "CPU fallback (no GPU was available): t0 = 0.8 with minibatch-OT pairs only, "
             "400 training steps of a 16-channel UNet, FID on 500 samples against 500 test "

@@ -76,9 +76,11 @@ def test_digits_smoke_profile_reports_drafts_fid_and_memorisation(tmp_path):
     md = (tmp_path / "digits-smoke.md").read_text()
     assert "| draft |" in md and "## Drafts alone" in md and "## Memorisation" in md
     # The reference re-sampled at another seed: same model, a different (finite) estimate.
-    (seed_fid,) = report["reference_seed_fids"]
-    assert 0 < seed_fid < float("inf") and seed_fid != report["reference"][0]["quality"]
-    assert "## Reference FID across sampling seeds" in md
+    ref, *warm_points = report["seed_fids"]
+    assert ref["method"] == "cold_fm" and ref["nfe"] == report["reference"][0]["nfe"]
+    (seed_fid,) = ref["fids"]
+    assert 0 < seed_fid < float("inf") and seed_fid != ref["quality"]
+    assert "## FID across sampling seeds" in md
     # One titled row per method: the draft alone, the reference, the warm operating point.
     assert report["sample_grid"] == "digits-smoke_samples.png"
     assert (tmp_path / "digits-smoke_samples.png").stat().st_size > 5_000
