@@ -297,7 +297,7 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
         "real_vs_real": {p.source: fid(real_subset)},
         "real_nn_distance": nn_distance(test, train),
         "draft_train_seconds": draft_seconds,
-        "draft_only": {n: fid(d.sample(p.n_eval)) for n, d in drafts.items()},
+        "draft_only": {n: draft_only_fid(p, d, fid) for n, d in drafts.items()},
         "train_seconds": {r["job"].label: r["train_seconds"] for r in trained},
         "classifier_test_accuracy": classifier.accuracy(test, test_labels),
         "profile_settings": asdict(p),
@@ -311,6 +311,13 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
         extra["sample_grids"] = sample_grids(p, rows, models, drafts)
     cold_nfe = cold_nfe_at_equal_step({*p.t0s, p.ablation_t0}, p.warm_grid)
     return {"rows": rows, "cold_nfe_at_equal_step": cold_nfe, **extra}
+
+
+def draft_only_fid(p: ImageProfile, draft: torch.nn.Module, fid: Any) -> float:
+    """FID of ``n_eval`` drafts alone, drawn from a fixed seed (not from whatever state the
+    evaluation left the generator in)."""
+    torch.manual_seed(p.seed)
+    return fid(draft.sample(p.n_eval))
 
 
 def reference_row(p: ImageProfile, rows: list[dict[str, Any]]) -> dict[str, Any]:
