@@ -21,11 +21,12 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from ws_fm.couplings import nearest_indices
-from ws_fm.data import DraftBank, ImageDataModule, WarmStartDataModule, load_labelled_images
+from ws_fm.data import ImageDataModule, WarmStartDataModule, load_labelled_images
 from ws_fm.drafts import GANDraft, GaussianDraft, VAEDraft
 from ws_fm.metrics.fid_features import ClassifierFeatures, InceptionFeatures
 from ws_fm.nets import UNet
 from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
+from ws_fm.speedup import within
 
 from .common import (
     RefinerJob,
@@ -134,8 +135,8 @@ def _datamodule(p: ImageProfile, job: ImageJob, bank_dir: Path) -> L.LightningDa
         bank_size=p.bank_size,
         bank_dir=str(bank_dir),
         seed=p.seed,
-        nearest_neighbour=job.coupling == "nearest_neighbour",
         on_stale="error",
+        progress=False,
     )
 
 
@@ -256,18 +257,10 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
         start = time.perf_counter()
         drafts[name] = train_draft(p, name)
         draft_seconds[name] = time.perf_counter() - start
-        for nn in (False, True):  # both banks built once, here; the refiners only read them
-            probe = WarmStartDataModule(
-                dm, bank_size=p.bank_size, bank_dir=str(bank_dir), nearest_neighbour=nn
-            )
-            DraftBank.get(
-                probe.bank_path(drafts[name]),
-                drafts[name],
-                p.bank_size,
-                seed=p.seed,
-                reference=train if nn else None,
-                progress=False,
-            )
+        # Each bank the draft's refiners need, built once here through the DataModule (the
+        # refiners' couplings decide what it holds); the refiners only read them.
+        for job in [j for j in image_jobs(p) if j.draft == name]:
+            _datamodule(p, job, bank_dir).prepare_bank(build_refiner(p, job, drafts[name]))
         if progress:
             progress.update(task, advance=1, description=f"trained draft {name}")
 
@@ -373,7 +366,7 @@ def best_warm_row(
         and r["method"] == "ws_fm"
         and (draft is None or r.get("draft") == draft)
     ]
-    parity = [r for r in warm if r["quality"] <= 1.05 * ref["quality"]]
+    parity = [r for r in warm if within(r["quality"], ref["quality"])]
     if parity:
         return min(parity, key=lambda r: (r["nfe"], r["quality"]))
     return min(warm, key=lambda r: r["quality"])

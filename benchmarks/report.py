@@ -28,7 +28,14 @@ from typing import Any
 
 import torch
 
-from ws_fm.speedup import better, quality_matched_speedup, within
+from ws_fm.speedup import (
+    PARITY_TOLERANCE,
+    better,
+    guaranteed_speedup,
+    quality_matched_speedup,
+    wallclock_speedup,
+    within,
+)
 
 __all__ = [
     "device_name",
@@ -120,7 +127,6 @@ def build_report(
             if r["dataset"] != ds or r["method"] != warm_method:
                 continue
             m = quality_matched_speedup(curve, r["nfe"], r["quality"], lib)
-            t_warm = r["draft_seconds_per_1k"] + r["seconds_per_1k"]
             speedups.append(
                 {
                     "dataset": ds,
@@ -131,11 +137,15 @@ def build_report(
                     "steps": r["steps"],
                     "nfe": r["nfe"],
                     "quality": r["quality"],
-                    "guaranteed": cold_nfe_at_equal_step[(r["t0"], r["steps"])] / r["nfe"],
+                    "guaranteed": guaranteed_speedup(
+                        cold_nfe_at_equal_step[(r["t0"], r["steps"])], r["nfe"]
+                    ),
                     "quality_matched": m.value,
                     "quality_matched_lower_bound": m.lower_bound,
-                    "wallclock": ref["seconds_per_1k"] / t_warm if t_warm > 0 else None,
-                    "at_parity": within(r["quality"], ref["quality"], 0.05, lib),
+                    "wallclock": wallclock_speedup(
+                        ref["seconds_per_1k"], r["seconds_per_1k"], r["draft_seconds_per_1k"]
+                    ),
+                    "at_parity": within(r["quality"], ref["quality"], PARITY_TOLERANCE, lib),
                 }
             )
     return {
@@ -402,7 +412,7 @@ def _seed_spread(report: dict[str, Any]) -> list[str]:
             f"| {r['method']} | {r['draft'] or '-'} | {r['t0']:g} | {r['coupling']} | {r['nfe']} "
             f"| {_fmt(r['quality'])} | {', '.join(_fmt(x) for x in r['fids'])} | "
             f"{_fmt(mean)} ± {_fmt(std, 2)} | {ratio:.3f} | "
-            + ("-" if r is runs[0] else "yes" if ratio <= 1.05 else "no")
+            + ("-" if r is runs[0] else "yes" if within(mean, ref_mean) else "no")
             + " |"
         )
     return lines

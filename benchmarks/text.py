@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
 
-from ws_fm.data import DraftBank, TextDataModule, WarmStartDataModule
+from ws_fm.data import TextDataModule, WarmStartDataModule
 from ws_fm.drafts import LSTMDraft, NGramDraft
 from ws_fm.drafts.module import ClosedFormDraft
 from ws_fm.metrics.text import (
@@ -93,15 +93,16 @@ def text_jobs(p: TextProfile) -> list[TextJob]:
     return jobs
 
 
-def _warm_data(p: TextProfile, dm: TextDataModule, bank_dir: Path, tf: bool) -> Any:
+def _warm_data(p: TextProfile, dm: TextDataModule, bank_dir: Path, coupling: str) -> Any:
+    # The coupling (the refiner's) decides what the bank holds; only its size is set here.
     tf_size = p.tf_bank_size or len(dm.train_data())
     return WarmStartDataModule(
         dm,
-        bank_size=tf_size if tf else p.bank_size,
+        bank_size=tf_size if coupling == "teacher_forced" else p.bank_size,
         bank_dir=str(bank_dir),
         seed=p.seed,
         on_stale="error",
-        teacher_forced=tf,
+        progress=False,
     )
 
 
@@ -171,7 +172,7 @@ def train_refiner(
         draft.load_state_dict(draft_state)
         draft.tokenizer_fingerprint = dm.tokenizer.fingerprint
     model = build_refiner(p, job, vocab, draft)
-    data = dm if draft is None else _warm_data(p, dm, bank_dir, job.coupling == "teacher_forced")
+    data = dm if draft is None else _warm_data(p, dm, bank_dir, job.coupling)
     start = time.perf_counter()
     bench_trainer(p.train_steps, [EMAWeightAveraging(decay=p.ema_decay)]).fit(model, data)
     return {
@@ -252,21 +253,14 @@ def evaluate(
 
 
 def _build_banks(
-    p: TextProfile, dm: TextDataModule, draft: torch.nn.Module, bank_dir: Path
+    p: TextProfile, dm: TextDataModule, draft: torch.nn.Module, bank_dir: Path, jobs: list[TextJob]
 ) -> None:
-    """The draft's banks (teacher-forced pairs and/or free drafts), built once, before its
-    refiners train."""
-    for tf in {p.coupling == "teacher_forced", *(False for _ in p.ablation_couplings)}:
-        probe = _warm_data(p, dm, bank_dir, tf)
-        DraftBank.get(
-            probe.bank_path(draft),
-            draft,
-            probe.bank_size,
-            seed=p.seed,
-            reference=dm.train_data() if tf else None,
-            teacher_forced=tf,
-            progress=False,
-        )
+    """The banks of the draft's refiners (teacher-forced pairs and/or free drafts), built once
+    through the DataModule before they train (each refiner's coupling decides what it holds)."""
+    draft.tokenizer_fingerprint = dm.tokenizer.fingerprint  # as the refiners' copies carry it
+    vocab = dm.tokenizer.vocab_size
+    for job in jobs:
+        _warm_data(p, dm, bank_dir, job.coupling).prepare_bank(build_refiner(p, job, vocab, draft))
 
 
 def train_all(
@@ -282,7 +276,7 @@ def train_all(
 
         def ready(name: str, draft: torch.nn.Module) -> None:
             drafts[name] = draft
-            _build_banks(p, dm, draft, bank_dir)
+            _build_banks(p, dm, draft, bank_dir, [j for j in todo if j.draft == name])
             for job in todo:
                 if job.draft == name:
                     pool.submit(train_refiner, p, job, draft.state_dict(), bank_dir)

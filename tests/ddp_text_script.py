@@ -27,9 +27,7 @@ def main(out_path, texts_path, folder):
     draft = NGramDraft(vocab_size=V, seq_len=16).fit(dm.train_data())
     net = TokenTransformer(V, 16, dim=32, depth=1, heads=2)
     model = WarmStartDiscreteFlowMatching(net, draft, t0=0.8, coupling="teacher_forced")
-    wdm = WarmStartDataModule(
-        dm, bank_size=10_000, bank_dir=str(Path(folder) / "banks"), teacher_forced=True
-    )
+    wdm = WarmStartDataModule(dm, bank_size=10_000, bank_dir=str(Path(folder) / "banks"))
     trainer = quick_trainer(folder, 2, devices=2, strategy="ddp", limit_val_batches=0)
     trainer.fit(model, wdm)
     builds = model.all_gather(torch.tensor(wdm.builds))

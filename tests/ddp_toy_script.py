@@ -20,12 +20,19 @@ from ws_fm.refiners import WarmStartFlowMatching
 
 
 class Recording(WarmStartFlowMatching):
-    """Records the first training batch so the test can see that ranks get different shards."""
+    """Records the first training batch and training times, so the test can see that ranks get
+    different shards and draw different random numbers."""
 
     def training_step(self, batch, batch_idx):
         if batch_idx == 0:
             self.first_batch = batch.detach().clone()
         return super().training_step(batch, batch_idx)
+
+    def sample_time(self, n):
+        t = super().sample_time(n)
+        if not hasattr(self, "first_times"):
+            self.first_times = t.detach().clone()
+        return t
 
 
 def main(out_path: str) -> None:
@@ -37,8 +44,17 @@ def main(out_path: str) -> None:
     trainer.fit(model, dm)
     val = trainer.validate(model, dm, verbose=False)[0]  # val/loss is synced across ranks
     params = torch.cat([p.detach().flatten() for p in model.net.parameters()])
-    local = torch.stack([params.sum(), model.draft.means.sum(), model.first_batch.sum()])
-    gathered = model.all_gather(local)  # (world_size, 3)
+    sample = model.sample(8, steps=2).samples
+    local = torch.stack(
+        [
+            params.sum(),
+            model.draft.means.sum(),
+            model.first_batch.sum(),
+            model.first_times.sum(),
+            sample.sum(),
+        ]
+    )
+    gathered = model.all_gather(local)  # (world_size, 5)
     if trainer.is_global_zero:
         json.dump(
             {

@@ -48,3 +48,26 @@ def test_sample_grid_callback_writes_a_png_grid(tmp_path):
     assert len(grid.saved) == 1
     img = Image.open(grid.saved[0])
     assert img.size == (4 * 8 + 5 * 2, 4 * 8 + 5 * 2)  # 4x4 tiles of 8 px, 2 px padding
+
+
+def test_speedup_callback_on_a_token_refiner():
+    """Finding: SpeedupCallback drew Gaussian noise shaped like int64 token ids and crashed."""
+    import torch
+
+    from ws_fm.drafts import NGramDraft
+    from ws_fm.nets import TokenTransformer
+    from ws_fm.refiners import DiscreteFlowMatching, WarmStartDiscreteFlowMatching
+
+    V, L = 30, 8
+    draft = NGramDraft(V, L).fit(torch.randint(0, V, (200, L)))
+    net = TokenTransformer(V, L, dim=16, depth=1, heads=2)
+    model = WarmStartDiscreteFlowMatching(net, draft, t0=0.75, sample_steps=2, sample_shape=(L,))
+    out = SpeedupCallback(num_samples=8, cold_steps=4).measure(model)
+    assert out["speedup/nfe"] == 2 and out["speedup/nfe_cold_same_step"] == 8
+    assert out["speedup/guaranteed"] == 4.0 and out["speedup/wallclock"] > 0
+    # A real cold flow as the reference: its own network is timed and counted.
+    cold = DiscreteFlowMatching(TokenTransformer(V, L, dim=16, depth=1, heads=2), sample_shape=(L,))
+    calls = []
+    cold.net.register_forward_pre_hook(lambda *a: calls.append(1))
+    out = SpeedupCallback(num_samples=8, cold_steps=4, cold_model=cold).measure(model)
+    assert out["speedup/nfe_cold_same_step"] == 8 and len(calls) == 8 + 4

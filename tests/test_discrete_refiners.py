@@ -85,28 +85,31 @@ def test_minibatch_ot_on_tokens_minimises_hamming_distance():
 def test_teacher_forced_bank_pairs_each_sequence_with_its_forced_draft(dm, tmp_path):
     V = dm.tokenizer.vocab_size
     draft = NGramDraft(vocab_size=V, seq_len=16).fit(dm.train_data())
-    model = WarmStartDiscreteFlowMatching(_net(V), draft, t0=0.8)
-    wdm = WarmStartDataModule(
-        dm, bank_size=10_000, bank_dir=str(tmp_path / "banks"), teacher_forced=True
-    )
+    model = WarmStartDiscreteFlowMatching(_net(V), draft, t0=0.8, coupling="teacher_forced")
+    # The DataModule has no coupling setting: it asks the model's coupling what to store.
+    wdm = WarmStartDataModule(dm, bank_size=10_000, bank_dir=str(tmp_path / "banks"))
     quick_trainer(tmp_path, 2).fit(model, wdm)
     train = dm.train_data()
-    assert len(wdm.bank) == len(train) and wdm.bank.meta["teacher_forced"]
+    assert len(wdm.bank) == len(train) and wdm.bank.meta["coupling"] == "teacher_forced"
     batch = next(iter(wdm.train_dataloader()))
-    assert batch["paired"] and batch["x1"].shape == batch["draft"].shape
+    assert batch["paired"] and batch["x1"].shape == batch["source"].shape
     # Pairs, not random partners: the forced draft agrees with its own x1 far above chance.
-    assert (batch["draft"] == batch["x1"]).float().mean() > 0.3
-    with pytest.raises(ValueError, match="choose one"):
-        WarmStartDataModule(dm, nearest_neighbour=True, teacher_forced=True)
+    assert (batch["source"] == batch["x1"]).float().mean() > 0.3
+    assert model.sample(3, steps=2).nfe == 2
 
 
-def test_teacher_forced_coupling_needs_the_teacher_forced_datamodule(dm, tmp_path):
+def test_teacher_forced_pairs_are_refused_in_the_batch(dm, tmp_path):
     V = dm.tokenizer.vocab_size
     draft = NGramDraft(vocab_size=V, seq_len=16).fit(dm.train_data())
     model = WarmStartDiscreteFlowMatching(_net(V), draft, t0=0.8, coupling="teacher_forced")
-    wdm = WarmStartDataModule(dm, bank_size=32, bank_dir=str(tmp_path / "banks"))
-    with pytest.raises(ValueError, match="WarmStartDataModule\\(teacher_forced=True\\)"):
-        quick_trainer(tmp_path, 1).fit(model, wdm)
-    tf = WarmStartDataModule(dm, bank_size=32, bank_dir=str(tmp_path / "b2"), teacher_forced=True)
-    quick_trainer(tmp_path, 2).fit(model, tf)
-    assert model.sample(3, steps=2).nfe == 2
+    with pytest.raises(ValueError, match="precomputed in the sample bank"):
+        quick_trainer(tmp_path, 1).fit(model, dm)  # a plain DataModule: no bank, no pairs
+
+
+def test_precomputed_pairs_for_an_in_batch_coupling_are_refused(dm):
+    V = dm.tokenizer.vocab_size
+    draft = NGramDraft(vocab_size=V, seq_len=16).fit(dm.train_data())
+    model = WarmStartDiscreteFlowMatching(_net(V), draft, t0=0.8, coupling="minibatch_ot")
+    x1 = dm.train_data()[:4]
+    with pytest.raises(ValueError, match="precomputed pairs but the coupling"):
+        model.path_sample({"x1": x1, "source": x1, "paired": True})

@@ -86,3 +86,39 @@ def test_fid_under_ddp_equals_single_process_and_bank_is_built_once(tmp_path, ca
     assert sum(res["real_n"]) == len(xte)  # each rank took its shard of the real images
     single = _fid(feats, xte, fake)
     assert res["fid"] == pytest.approx(single, rel=1e-3)
+
+
+@pytest.mark.timeout(600)
+def test_fid_under_ddp_on_generated_samples_matches_one_process(tmp_path, cache):
+    """Finding: every rank drew the same random numbers, so a two-process FID scored K/2
+    distinct samples twice.  The ranks must draw different samples, and the two-process FID
+    must match the one-process FID of the same model at the same K within sampling noise."""
+    k = 600
+    ClassifierFeatures("digits", cache_dir=cache)  # trained once here, cached for the ranks
+    out, weights = tmp_path / "res.json", tmp_path / "w.pt"
+    script = Path(__file__).with_name("ddp_fid_generated_script.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), str(out), str(weights), str(k)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=580,
+        env={**os.environ, "WS_FM_CACHE": str(cache)},
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = json.loads(out.read_text())
+    assert not res["ranks_drew_the_same"]
+    from ws_fm.nets import UNet
+    from ws_fm.refiners import FlowMatching
+
+    model = FlowMatching(UNet(channels=8, channel_mults=(1,)), sample_shape=(1, 8, 8))
+    model.load_state_dict(torch.load(weights))
+    feats = ClassifierFeatures("digits", cache_dir=cache)
+    xte = load_images("digits")[1]
+    singles = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        singles.append(_fid(feats, xte, model.sample(k, steps=4).samples.clamp(-1, 1)))
+    spread = abs(singles[0] - singles[1])
+    # Within the metric's own seed-to-seed spread (plus 5%): duplicated samples would bias it.
+    assert abs(res["fid"] - sum(singles) / 2) <= spread + 0.05 * singles[0], (res, singles)

@@ -93,3 +93,31 @@ def test_bad_solver_arguments_raise():
         solve(_const(0), x0, step_size=-0.1)
     with pytest.raises(ValueError, match=r"t_start=1.0 is outside \[0, 1\)"):
         solve(_const(0), x0, t_start=1.0, steps=1)
+
+
+@pytest.mark.parametrize("method", list(EVALS_PER_STEP))
+def test_a_network_called_twice_per_evaluation_counts_twice(method):
+    """NFE counts network calls, through a hook on the network: a guided field that calls its
+    network twice per evaluation costs twice the NFE."""
+    net = torch.nn.Linear(2, 2)
+
+    def guided(x, t):
+        return 0.5 * (net(x) + net(x))  # e.g. conditional + unconditional
+
+    x = torch.zeros(3, 2)
+    res = solve(guided, x, 0.0, method, steps=5, network=net)
+    assert res.nfe == 2 * 5 * EVALS_PER_STEP[method]
+    assert solve(guided, x, 0.0, method, steps=5).nfe == 5 * EVALS_PER_STEP[method]
+
+
+def test_refiner_nfe_counts_its_backbone_calls():
+    from ws_fm.nets import MLP
+    from ws_fm.refiners import FlowMatching
+
+    class Guided(FlowMatching):
+        def forward(self, x, t, **cond):
+            return 2 * self.net(x, t) - self.net(x, t)
+
+    model = Guided(MLP(hidden=8), sample_shape=(2,))
+    assert model.sample(4, steps=3).nfe == 6
+    assert FlowMatching(MLP(hidden=8), sample_shape=(2,)).sample(4, steps=3).nfe == 3

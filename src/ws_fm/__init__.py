@@ -4,13 +4,18 @@ The flow mathematics (:mod:`ws_fm.paths`, :mod:`ws_fm.couplings`, :mod:`ws_fm.so
 free of Lightning; :mod:`ws_fm.refiners` wires it into thin LightningModules.
 """
 
-from .couplings import get_coupling
-from .paths import ColdStartPath, PathSample, WarmStartPath
+from .couplings import Coupling, get_coupling, resolve_coupling
+from .paths import AffinePath, ColdStartPath, MaskedPath, PathSample, WarmStart, WarmStartPath
 from .solvers import NFECounter, SolveResult, solve
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AffinePath",
+    "MaskedPath",
+    "WarmStart",
+    "Coupling",
+    "resolve_coupling",
     "ColdStartPath",
     "WarmStartPath",
     "PathSample",

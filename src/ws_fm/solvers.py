@@ -58,19 +58,47 @@ SOLVERS: tuple[str, ...] = (*FIXED_STEP_METHODS, *ADAPTIVE_METHODS)
 
 
 class NFECounter(torch.nn.Module):
-    """Wraps a velocity field ``v(x, t)`` as torchdiffeq's ``f(t, x)`` and counts its calls.
+    """Wraps a velocity field ``v(x, t)`` as torchdiffeq's ``f(t, x)`` and counts network calls.
 
-    Each call evaluates the network once on the whole batch: the count is the NFE of a batch.
+    Without ``network`` every call of the field counts as one evaluation on the whole batch.  With
+    ``network`` (an ``nn.Module``), the counter counts that module's forward calls instead, through
+    a forward hook active while the counter is used as a context manager: a field that calls its
+    network twice a step (classifier-free guidance, say) then counts twice.  The count is the NFE
+    of a batch.
     """
 
-    def __init__(self, velocity: Velocity) -> None:
+    def __init__(self, velocity: Velocity, network: torch.nn.Module | None = None) -> None:
         super().__init__()
         self.velocity = velocity
         self.nfe = 0
+        # A plain list: the network must not become a submodule of the counter.
+        self._network = [network] if network is not None else []
+        self._hook: torch.utils.hooks.RemovableHandle | None = None
+
+    def _count(self, *args: object) -> None:
+        self.nfe += 1
+
+    def __enter__(self) -> NFECounter:
+        if self._network:
+            self._hook = self._network[0].register_forward_pre_hook(self._count)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        self.nfe += 1
-        return self.velocity(x, t.to(x.dtype).expand(x.shape[0]))
+        """torchdiffeq's ``f(t, x)`` with a scalar ``t``."""
+        return self.evaluate(x, t.to(x.dtype).expand(x.shape[0]))
+
+    def evaluate(self, x: Tensor, t: Tensor) -> Tensor:
+        """``velocity(x, t)``, counted; ``t`` of shape ``(batch,)``."""
+        if self._network and self._hook is None:
+            raise RuntimeError("an NFECounter with a network counts only inside `with counter:`.")
+        if not self._network:
+            self.nfe += 1
+        return self.velocity(x, t)
 
 
 @dataclass
@@ -104,6 +132,7 @@ def solve(
     atol: float = 1e-5,
     return_trajectory: bool = False,
     trajectory_points: int = 11,
+    network: torch.nn.Module | None = None,
 ) -> SolveResult:
     """Integrate ``dx/dt = velocity(x, t)`` from ``t_start`` to 1.
 
@@ -117,13 +146,15 @@ def solve(
         rtol, atol: tolerances of the adaptive method.
         return_trajectory: also return the states along the way (every step for fixed-step
             methods; ``trajectory_points`` equally spaced times for adaptive ones).
+        network: the network whose forward calls are counted as the NFE (default: each call of
+            ``velocity`` counts once).
 
     Returns:
         :class:`SolveResult` with the samples and the counted NFE.
     """
     check_choice(method, SOLVERS, "solver")
     t_start = check_t0(t_start, "t_start")
-    counter = NFECounter(velocity)
+    counter = NFECounter(velocity, network)
     options: dict[str, object] = {}
     if method in FIXED_STEP_METHODS:
         if (steps is None) == (step_size is None):
@@ -143,7 +174,8 @@ def solve(
     times = times.to(
         device=x_start.device, dtype=x_start.dtype if x_start.is_floating_point() else torch.float32
     )
-    traj = odeint(counter, x_start, times, method=name, options=options, **kwargs)
+    with counter:
+        traj = odeint(counter, x_start, times, method=name, options=options, **kwargs)
     return SolveResult(
         samples=traj[-1],
         nfe=counter.nfe,
@@ -163,41 +195,54 @@ def discrete_euler(
     steps: int,
     generator: torch.Generator | None = None,
     return_trajectory: bool = False,
+    jump_probability: Callable[[float, float], float] | None = None,
+    network: torch.nn.Module | None = None,
 ) -> SolveResult:
     r"""The mixture-path Euler sampler for masked discrete flows (DESIGN.md §1).
 
     From ``t`` to ``t + h`` every position independently jumps, with probability
-    ``h / (1 - t)``, to a draw from the predicted ``p(x1 | x_t, t)`` (``softmax(logits)``);
-    the last step has probability 1, so every position ends on a predicted token.  On the
-    masked path ``x_t = x1`` w.p. ``kappa = (t - t0) / (1 - t0)``, whose jump rate is
-    ``kappa' / (1 - kappa) = 1 / (1 - t)``; a jump to the current token changes nothing.
+    ``jump_probability(t, t + h)``, to a draw from the predicted ``p(x1 | x_t, t)``
+    (``softmax(logits)``); the last step has probability 1, so every position ends on a predicted
+    token.  The path owns the probability (:meth:`ws_fm.paths.MaskedPath.jump_probability`:
+    ``(kappa_{t+h} - kappa_t) / (1 - kappa_t)``, whose rate is ``kappa'_t / (1 - kappa_t)``);
+    the default is the linear schedule's ``h / (1 - t)``.  A jump to the current token changes
+    nothing.
 
     Args:
-        logits: ``logits(x, t) -> (B, L, V)``, called once per step (counted as one NFE).
+        logits: ``logits(x, t) -> (B, L, V)``.
         x_start: ``(B, L)`` token ids at ``t_start`` (``MASK`` and draft tokens).
         t_start: start time in ``[0, 1)``.
         steps: Euler steps over ``[t_start, 1]``.
         generator: random generator for the jumps and draws.
         return_trajectory: also return the state at every step.
+        jump_probability: ``(t, t_next) -> probability`` (default ``(t_next - t) / (1 - t)``).
+        network: the network whose forward calls are the NFE (default: each ``logits`` call),
+            counted by :class:`NFECounter` as for the continuous solvers.
     """
     check_positive_int(steps, "steps")
+    jump = jump_probability or _linear_jump
+    counter = NFECounter(logits, network)
     times = torch.linspace(t_start, 1.0, steps + 1, dtype=torch.float64)
-    x, nfe, states = x_start.clone(), 0, [x_start.clone()]
-    for t, t_next in zip(times[:-1].tolist(), times[1:].tolist()):
-        out = logits(x, torch.full((x.shape[0],), t, device=x.device))
-        nfe += 1
-        jump_prob = 1.0 if t_next >= 1.0 else (t_next - t) / (1.0 - t)
-        jumps = torch.rand(x.shape, device=x.device, generator=generator) < jump_prob
-        # Draw only where a position jumps: the categorical draw dominates the cost otherwise.
-        p = torch.softmax(out[jumps].float(), -1)
-        if len(p):
-            x = x.clone()
-            x[jumps] = torch.multinomial(p, 1, generator=generator).squeeze(1)
-        if return_trajectory:
-            states.append(x.clone())
+    x, states = x_start.clone(), [x_start.clone()]
+    with counter:
+        for t, t_next in zip(times[:-1].tolist(), times[1:].tolist()):
+            out = counter.evaluate(x, torch.full((x.shape[0],), t, device=x.device))
+            jump_prob = 1.0 if t_next >= 1.0 else jump(t, t_next)
+            jumps = torch.rand(x.shape, device=x.device, generator=generator) < jump_prob
+            # Draw only where a position jumps: the categorical draw dominates the cost otherwise.
+            p = torch.softmax(out[jumps].float(), -1)
+            if len(p):
+                x = x.clone()
+                x[jumps] = torch.multinomial(p, 1, generator=generator).squeeze(1)
+            if return_trajectory:
+                states.append(x.clone())
     return SolveResult(
         samples=x,
-        nfe=nfe,
+        nfe=counter.nfe,
         times=times if return_trajectory else None,
         trajectory=torch.stack(states) if return_trajectory else None,
     )
+
+
+def _linear_jump(t: float, t_next: float) -> float:
+    return (t_next - t) / (1.0 - t)

@@ -1,8 +1,12 @@
-r"""Training-time samplers on ``[t_start, 1]``: ``t = t_start + (1 - t_start) * u``.
+r"""Training-time samplers on ``[t_start, 1]``: ``t = t_start + (1 - t_start) * u``, ``u`` in
+``[0, 1]`` drawn by the sampler.
 
-- ``uniform``: ``u ~ U(0, 1)`` (the default).
-- ``logit_normal``: ``u = sigmoid(m + s * z)``, ``z ~ N(0, 1)`` (Esser et al. 2024), which puts
-  more weight on the middle of the interval.
+- :class:`UniformTime` (``uniform``): ``u ~ U(0, 1)`` (the default).
+- :class:`LogitNormalTime` (``logit_normal``): ``u = sigmoid(loc + scale * z)``, ``z ~ N(0, 1)``
+  (Esser et al. 2024), which puts more weight on the middle of the interval.
+
+Write your own by subclassing :class:`TimeSampler` and implementing :meth:`TimeSampler.draw_u`
+(and give it by ``class_path`` in YAML).
 """
 
 from __future__ import annotations
@@ -12,23 +16,83 @@ from torch import Tensor
 
 from ._checks import check_choice
 
-__all__ = ["TIME_SAMPLERS", "sample_time"]
+__all__ = [
+    "TimeSampler",
+    "UniformTime",
+    "LogitNormalTime",
+    "TIME_SAMPLERS",
+    "resolve_time_sampler",
+    "sample_time",
+]
 
-TIME_SAMPLERS = ("uniform", "logit_normal")
+
+class TimeSampler:
+    """Draws ``n`` training times on ``[t_start, 1]``; subclasses implement :meth:`draw_u`."""
+
+    name: str = ""
+
+    def draw_u(self, n: int, device: torch.device | str | None) -> Tensor:
+        """``n`` values in ``[0, 1]``."""
+        raise NotImplementedError
+
+    def __call__(
+        self, n: int, t_start: float = 0.0, device: torch.device | str | None = None
+    ) -> Tensor:
+        return t_start + (1.0 - t_start) * self.draw_u(n, device)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class UniformTime(TimeSampler):
+    """``u ~ U(0, 1)``."""
+
+    name = "uniform"
+
+    def draw_u(self, n: int, device: torch.device | str | None) -> Tensor:
+        return torch.rand(n, device=device)
+
+
+class LogitNormalTime(TimeSampler):
+    """``u = sigmoid(loc + scale * z)``, ``z ~ N(0, 1)``.
+
+    Args:
+        loc: location of the logit (0 centres the mass at the interval's middle).
+        scale: spread of the logit (``> 0``; smaller concentrates the mass).
+    """
+
+    name = "logit_normal"
+
+    def __init__(self, loc: float = 0.0, scale: float = 1.0) -> None:
+        if not scale > 0:
+            raise ValueError(f"scale={scale!r} must be > 0.")
+        self.loc, self.scale = float(loc), float(scale)
+
+    def draw_u(self, n: int, device: torch.device | str | None) -> Tensor:
+        return torch.sigmoid(self.loc + self.scale * torch.randn(n, device=device))
+
+
+TIME_SAMPLERS: dict[str, type[TimeSampler]] = {c.name: c for c in (UniformTime, LogitNormalTime)}
+
+
+def resolve_time_sampler(sampler: str | TimeSampler) -> TimeSampler:
+    """A :class:`TimeSampler` from a registered name (:data:`TIME_SAMPLERS`) or an instance."""
+    if isinstance(sampler, str):
+        return TIME_SAMPLERS[check_choice(sampler, TIME_SAMPLERS, "time_sampler")]()
+    if not isinstance(sampler, TimeSampler):
+        raise ValueError(
+            f"time_sampler={sampler!r} is neither a name ({', '.join(TIME_SAMPLERS)}) nor a "
+            "ws_fm.time_sampling.TimeSampler."
+        )
+    return sampler
 
 
 def sample_time(
-    name: str,
+    sampler: str | TimeSampler,
     n: int,
     t_start: float = 0.0,
     device: torch.device | str | None = None,
-    loc: float = 0.0,
-    scale: float = 1.0,
 ) -> Tensor:
-    """``n`` training times in ``[t_start, 1]`` from the named sampler."""
-    check_choice(name, TIME_SAMPLERS, "time_sampler")
-    if name == "uniform":
-        u = torch.rand(n, device=device)
-    else:
-        u = torch.sigmoid(loc + scale * torch.randn(n, device=device))
-    return t_start + (1.0 - t_start) * u
+    """``n`` training times in ``[t_start, 1]`` from ``sampler`` (a name or an instance)."""
+    return resolve_time_sampler(sampler)(n, t_start, device)

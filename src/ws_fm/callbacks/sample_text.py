@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from ..refiners.discrete import _datamodule_tokenizer
+from ..lookups import tokenizer_of
 from .schedule import epoch_due
 
 __all__ = ["SampleTextCallback"]
@@ -43,7 +43,7 @@ class SampleTextCallback(Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not epoch_due(trainer, self.every_n_epochs, rank_zero_only=True):
             return
-        tok = _datamodule_tokenizer(trainer)
+        tok = tokenizer_of(trainer)
         if tok is None:
             raise ValueError(
                 "SampleTextCallback needs a DataModule with a tokenizer (ws_fm.data.TextDataModule)."

@@ -1,9 +1,15 @@
 """``SpeedupCallback``: counted NFE saved by the warm start, and wall-clock per 1,000 samples.
 
 At equal step size ``h = (1 - t0) / steps`` it counts the NFE of the module's own solve from
-``t0`` and of a cold solve of the same network from ``t = 0`` (both through
-:class:`~ws_fm.solvers.NFECounter`), and times, on the module's device, the draft, the refinement
-and the cold reference (Euler, ``cold_steps`` steps from noise).
+``t0`` and of a cold solve from ``t = 0`` (both through :class:`~ws_fm.solvers.NFECounter`), and
+times, on the module's device, the draft, the refinement and the cold reference (``cold_steps``
+Euler steps from the cold source: Gaussian noise, or all-``MASK`` token sequences).
+
+The cold reference is, by default, **the module's own network integrated from t = 0** (the warm
+refiner run as if it were a cold flow): same network, same cost per evaluation, so the timing
+ratio is the cost of the step counts, but its samples are not a trained cold flow's.  Give
+``cold_model`` (a trained cold system, e.g. ``FlowMatching.load_from_checkpoint(...)``) to time a
+real cold flow instead.  Works for continuous and token refiners alike.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from .._checks import check_positive_int
-from ..solvers import solve
 from .schedule import epoch_due
 
 __all__ = ["SpeedupCallback"]
@@ -42,6 +47,8 @@ class SpeedupCallback(Callback):
         cold_steps: steps of the cold reference solve (default 100, the benchmark's reference).
         num_samples: samples per timing (at most 32 under ``fast_dev_run``).
         every_n_epochs: how often.
+        cold_model: a trained cold system to time as the reference (default: the module's own
+            network from ``t = 0``, see the module docstring).
     """
 
     def __init__(
@@ -51,12 +58,14 @@ class SpeedupCallback(Callback):
         cold_steps: int = 100,
         num_samples: int = 1000,
         every_n_epochs: int = 1,
+        cold_model: torch.nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.steps, self.solver = steps, solver
         self.cold_steps = check_positive_int(cold_steps, "cold_steps")
         self.num_samples = check_positive_int(num_samples, "num_samples")
         self.every_n_epochs = every_n_epochs
+        self.cold_model = cold_model
         self.last: dict[str, float] = {}
 
     @torch.no_grad()
@@ -65,19 +74,18 @@ class SpeedupCallback(Callback):
         t0 = float(pl_module.path.t_start)
         steps = self.steps or pl_module.sample_steps
         h = (1 - t0) / steps
+        cold = self.cold_model if self.cold_model is not None else pl_module
+        cold.to(dev)
         probe = pl_module.draw_source(2)
         nfe_warm = pl_module.sample(2, solver=self.solver, steps=steps, source=probe).nfe
-        noise = torch.randn_like(probe)
-        nfe_cold = solve(pl_module, noise, t_start=0.0, method=self.solver, step_size=h).nfe
+        nfe_cold = cold.integrate(cold.cold_source(2), 0.0, self.solver, step_size=h).nfe
         n = num_samples or self.num_samples
         drafts, t_draft = _timed(lambda: pl_module.draw_source(n), dev)
         _, t_refine = _timed(
             lambda: pl_module.sample(n, solver=self.solver, steps=steps, source=drafts), dev
         )
-        cold_x = torch.randn(n, *probe.shape[1:], device=dev)
-        _, t_cold = _timed(
-            lambda: solve(pl_module, cold_x, 0.0, method="euler", steps=self.cold_steps), dev
-        )
+        cold_x = cold.cold_source(n)
+        _, t_cold = _timed(lambda: cold.integrate(cold_x, 0.0, "euler", steps=self.cold_steps), dev)
         is_warm = t0 > 0
         per_1k = 1000 / n
         out = {

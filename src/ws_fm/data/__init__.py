@@ -1,15 +1,15 @@
 """Data sets and DataModules."""
 
-from .draft_bank import DraftBank, draft_fingerprint
 from .image_datamodule import ImageDataModule
 from .images import load_images, load_labelled_images, read_idx
+from .sample_bank import SampleBank, generator_fingerprint
 from .tensor_datamodule import TensorDataModule
 from .text import load_documents, split_by_position
 from .text_datamodule import TextDataModule, to_sequences
 from .tokenizer import BPETokenizer
 from .toy import TOY_DATASETS, make_toy
 from .toy_datamodule import ToyDataModule
-from .warm_start_datamodule import WarmStartDataModule
+from .warm_start_datamodule import WarmStartDataModule, draft_bank
 
 __all__ = [
     "TOY_DATASETS",
@@ -20,9 +20,10 @@ __all__ = [
     "load_images",
     "load_labelled_images",
     "read_idx",
-    "DraftBank",
-    "draft_fingerprint",
+    "SampleBank",
+    "generator_fingerprint",
     "WarmStartDataModule",
+    "draft_bank",
     "TextDataModule",
     "BPETokenizer",
     "load_documents",

@@ -8,14 +8,7 @@ from torch.utils.data import DataLoader
 
 from .._checks import check_positive_int
 
-__all__ = ["TensorDataModule", "datamodule_train_data"]
-
-
-def datamodule_train_data(trainer: L.Trainer | None) -> Tensor | None:
-    """The training split of ``trainer``'s DataModule, when it offers ``train_data()``."""
-    dm = getattr(trainer, "datamodule", None) if trainer is not None else None
-    fn = getattr(dm, "train_data", None)
-    return fn() if callable(fn) else None
+__all__ = ["TensorDataModule"]
 
 
 class TensorDataModule(L.LightningDataModule):

@@ -45,6 +45,9 @@ class DraftCheckpoint(nn.Module):
         draft_class: its class, e.g. ``ws_fm.drafts.VAEDraft``.
     """
 
+    #: The file's location does not change the draft's samples (the bank's fingerprint skips it).
+    fingerprint_ignore = ("checkpoint",)
+
     def __init__(self, checkpoint: str, draft_class: str) -> None:
         super().__init__()
         self.checkpoint, self.draft_class = str(checkpoint), draft_class

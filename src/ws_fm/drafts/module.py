@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .._copy import SharesFactoriesOnCopy
-from ..data.tensor_datamodule import datamodule_train_data
+from ..lookups import train_data_of
 
 __all__ = ["DraftModule", "ClosedFormDraft"]
 
@@ -30,7 +30,7 @@ class DraftModule(SharesFactoriesOnCopy, L.LightningModule):
         raise NotImplementedError
 
     def setup(self, stage: str) -> None:
-        train = datamodule_train_data(self._trainer)
+        train = train_data_of(self._trainer)
         if train is not None:
             got = tuple(train.shape[1:])
             if got != self.sample_shape:
@@ -53,7 +53,7 @@ class ClosedFormDraft:
 
     def setup(self, stage: str) -> None:
         super().setup(stage)  # type: ignore[misc]
-        train = datamodule_train_data(self._trainer)  # type: ignore[attr-defined]
+        train = train_data_of(self._trainer)  # type: ignore[attr-defined]
         if not self.is_fitted and train is not None:  # type: ignore[attr-defined]
             self.fit(train)  # type: ignore[attr-defined]
 

@@ -38,9 +38,9 @@ class TextDraftModule(DraftModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        from ..refiners.discrete import _datamodule_tokenizer
+        from ..lookups import tokenizer_of
 
-        tok = _datamodule_tokenizer(self._trainer)
+        tok = tokenizer_of(self._trainer)
         if tok is None:
             return
         if tok.vocab_size != self.vocab_size:

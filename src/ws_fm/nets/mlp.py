@@ -29,31 +29,47 @@ class FourierTimeEmbedding(nn.Module):
 
 
 class MLP(nn.Module):
-    """``v(x, t)``: an MLP on ``[x, embed(t)]`` with SiLU activations.
+    """``v(x, t)``: an MLP on ``[x, embed(t)]`` with SiLU activations; with ``num_classes`` it
+    is class-conditional, ``v(x, t, y)`` on ``[x, embed(t), embed(y)]``.
 
     Args:
         dim: data dimension.
         hidden: width of each hidden layer.
         depth: number of hidden layers.
         time_frequencies: harmonics in the time embedding.
+        num_classes: number of class labels ``y`` (None: unconditional).
     """
 
     def __init__(
-        self, dim: int = 2, hidden: int = 256, depth: int = 3, time_frequencies: int = 8
+        self,
+        dim: int = 2,
+        hidden: int = 256,
+        depth: int = 3,
+        time_frequencies: int = 8,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         self.dim = dim
         self.time_embedding = FourierTimeEmbedding(time_frequencies)
+        self.num_classes = num_classes
+        self.label_embedding = nn.Embedding(num_classes, 16) if num_classes else None
         layers: list[nn.Module] = []
-        width = dim + self.time_embedding.dim
+        width = dim + self.time_embedding.dim + (16 if num_classes else 0)
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.SiLU()]
             width = hidden
         layers.append(nn.Linear(width, dim))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         if x.shape[-1] != self.dim:
             raise ValueError(f"MLP(dim={self.dim}) got inputs of shape {tuple(x.shape)}.")
         emb = self.time_embedding(t.expand(x.shape[0]) if t.ndim == 0 else t).to(x.dtype)
-        return self.net(torch.cat([x, emb], dim=1))
+        parts = [x, emb]
+        if self.label_embedding is not None:
+            if y is None:
+                raise ValueError(f"MLP(num_classes={self.num_classes}) needs class labels y.")
+            parts.append(self.label_embedding(y).to(x.dtype))
+        elif y is not None:
+            raise ValueError("MLP got labels y but was built without num_classes.")
+        return self.net(torch.cat(parts, dim=1))

@@ -1,7 +1,7 @@
 r"""Discrete flow matching over token sequences: cold (masked source) and warm (drafts at ``t0``).
 
 Training draws ``t ~ U[t0, 1]`` and ``x_t`` from the masked mixture path
-(:class:`~ws_fm.discrete_paths.MaskedPath`) and minimises the cross-entropy of
+(:class:`~ws_fm.paths.MaskedPath`) and minimises the cross-entropy of
 ``p_theta(x1 | x_t, t)`` on every position::
 
     L = E_t E_{x_t} [ - sum_i log p_theta(x1[i] | x_t, t) ] / L
@@ -19,44 +19,39 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice
-from ..discrete_paths import MaskedPath
-from ..paths import ProbabilityPath
+from ..couplings import Coupling
+from ..lookups import tokenizer_of
+from ..paths import KappaScheduler, MaskedPath, ProbabilityPath, WarmStart
 from ..solvers import SolveResult, discrete_euler, num_steps
-from .flow_matching import FlowMatching
-from .warm_start import WarmStartFlowMatching
+from .flow_matching import Cond, FlowMatching
+from .warm_start import WarmStartMixin
 
-__all__ = ["DiscreteFlowMatching", "WarmStartDiscreteFlowMatching", "TOKEN_COUPLINGS"]
-
-# nearest_neighbour by L2 means nothing for token ids; minibatch_ot uses the Hamming distance;
-# teacher_forced pairs come precomputed from WarmStartDataModule(teacher_forced=True).
-TOKEN_COUPLINGS = ("independent", "minibatch_ot", "teacher_forced")
-
-
-def _datamodule_tokenizer(trainer: Any) -> Any:
-    dm = getattr(trainer, "datamodule", None) if trainer is not None else None
-    dm = getattr(dm, "data", dm)  # WarmStartDataModule wraps the text DataModule
-    return getattr(dm, "tokenizer", None)
+__all__ = ["DiscreteFlowMatching", "WarmStartDiscreteFlowMatching"]
 
 
 class DiscreteFlowMatching(FlowMatching):
     """Cold-start discrete flow matching from the all-``MASK`` sequence.
 
     Args:
-        net: ``net(x, t) -> logits (B, L, V)`` with a ``vocab_size`` attribute ``V``
+        net: ``net(x, t, **cond) -> logits (B, L, V)`` with a ``vocab_size`` attribute ``V``
             (e.g. :class:`~ws_fm.nets.TokenTransformer`); ``MASK`` is id ``V``.
-        coupling: ``independent`` (default for the cold flow) or ``minibatch_ot`` (Hamming);
-            warm refiners also take ``teacher_forced``.
+        coupling: a :class:`~ws_fm.couplings.Coupling` or a name that applies to tokens:
+            ``independent`` (default for the cold flow) or ``minibatch_ot`` (Hamming); warm
+            refiners also take ``teacher_forced``.
         sample_steps: default number of Euler steps over ``[t_start, 1]``.
+        scheduler: ``kappa_t`` of the masked path (default linear, ``kappa_t = t``).
         **kwargs: ``time_sampler``, ``optimizer``, ``lr_scheduler``, ``sample_shape`` as in
             :class:`FlowMatching`.
     """
 
+    is_discrete = True
+
     def __init__(
         self,
         net: nn.Module,
-        coupling: str = "independent",
+        coupling: str | Coupling = "independent",
         sample_steps: int = 100,
+        scheduler: KappaScheduler | None = None,
         **kwargs: Any,
     ) -> None:
         vocab = getattr(net, "vocab_size", None)
@@ -65,27 +60,25 @@ class DiscreteFlowMatching(FlowMatching):
                 f"net={type(net).__name__} has no integer vocab_size; use a token backbone such "
                 "as ws_fm.nets.TokenTransformer."
             )
-        check_choice(coupling, TOKEN_COUPLINGS, "coupling")
-        self.mask_id = vocab  # set before FlowMatching.__init__ builds the path
-        self.coupling_name = coupling
-        # teacher_forced batches arrive paired (and are never re-paired): no in-batch coupling.
-        inner = "independent" if coupling == "teacher_forced" else coupling
-        super().__init__(net, coupling=inner, sample_steps=sample_steps, **kwargs)
+        self.mask_id = vocab
+        self._scheduler = scheduler
+        kwargs.setdefault("path", self.default_path())
+        super().__init__(net, coupling=coupling, sample_steps=sample_steps, **kwargs)
 
     @property
     def vocab_size(self) -> int:
         return self.mask_id
 
-    def make_path(self) -> ProbabilityPath:
-        return MaskedPath(self.mask_id, 0.0)
+    def default_path(self) -> ProbabilityPath:
+        return MaskedPath(self.mask_id, self._scheduler)
 
-    def draw_source(self, n: int, like: Tensor | None = None) -> Tensor:
+    def cold_source(self, n: int, like: Tensor | None = None) -> Tensor:
         """The cold source: ``n`` all-``MASK`` sequences."""
         shape = like.shape[1:] if like is not None else self._require_sample_shape()
         device = like.device if like is not None else self.device
         return torch.full((n, *shape), self.mask_id, dtype=torch.long, device=device)
 
-    def loss(self, pred: Tensor, target: Tensor) -> Tensor:
+    def loss(self, pred: Tensor, target: Tensor, t: Tensor) -> Tensor:
         """Cross-entropy of the predicted ``x1`` distribution on every position."""
         return F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), target.reshape(-1))
 
@@ -99,6 +92,7 @@ class DiscreteFlowMatching(FlowMatching):
         source: Tensor | None = None,
         return_trajectory: bool = False,
         generator: torch.Generator | None = None,
+        cond: Cond = None,
     ) -> SolveResult:
         """``n`` token sequences by the mixture-path Euler sampler, with the counted NFE.
 
@@ -110,38 +104,63 @@ class DiscreteFlowMatching(FlowMatching):
             source: pre-drawn drafts (warm) to time the draft separately.
             return_trajectory: also return the state after every step.
             generator: random generator of the path and the sampler.
+            cond: conditioning passed to the backbone.
         """
+        if solver not in (None, "euler"):  # checked before any draft is drawn
+            raise ValueError(f"solver={solver!r}: discrete flows sample with 'euler' only.")
+        source = self.sampling_source(n, source)
+        x_start = self.path.start(source, self.path.draw_noise(source, generator))
+        return self.integrate(
+            x_start,
+            self.path.t_start,
+            solver,
+            steps,
+            step_size,
+            return_trajectory,
+            cond,
+            generator=generator,
+        )
+
+    @torch.no_grad()
+    def integrate(  # type: ignore[override]
+        self,
+        x_start: Tensor,
+        t_start: float,
+        solver: str | None = None,
+        steps: int | None = None,
+        step_size: float | None = None,
+        return_trajectory: bool = False,
+        cond: Cond = None,
+        generator: torch.Generator | None = None,
+    ) -> SolveResult:
+        """Run the mixture-path Euler sampler from ``x_start`` at ``t_start`` to 1, with the
+        path's jump probabilities and the NFE counted on the backbone's calls."""
         if solver not in (None, "euler"):
             raise ValueError(f"solver={solver!r}: discrete flows sample with 'euler' only.")
         if steps is not None and step_size is not None:
             raise ValueError("give at most one of steps and step_size.")
         if step_size is not None:
-            steps = num_steps(self.path.t_start, step_size)
-        steps = steps or self.sample_steps
-        source = self.sampling_source(n, source)
-        path: MaskedPath = self.path  # type: ignore[assignment]
-        x_start = path.start(source, path.draw_noise(source, generator))
+            steps = num_steps(t_start, step_size)
         return discrete_euler(
-            self, x_start, path.t_start, steps, generator, return_trajectory=return_trajectory
+            self.velocity(cond),
+            x_start,
+            t_start,
+            steps or self.sample_steps,
+            generator,
+            return_trajectory=return_trajectory,
+            jump_probability=self.path.jump_probability,  # type: ignore[attr-defined]
+            network=self.net,
         )
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        tok = _datamodule_tokenizer(self._trainer)
+        tok = tokenizer_of(self._trainer)
         if tok is not None and tok.vocab_size != self.vocab_size:
             raise ValueError(
                 f"the data's tokenizer has {tok.vocab_size} tokens but the network's vocab_size "
                 f"is {self.vocab_size}: set net vocab_size to {tok.vocab_size}."
             )
-        if self.coupling_name == "teacher_forced":
-            dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-            if not getattr(dm, "teacher_forced", False) or not hasattr(self, "draft"):
-                raise ValueError(
-                    "coupling='teacher_forced' needs a warm refiner and "
-                    "WarmStartDataModule(teacher_forced=True), which pairs every training "
-                    "sequence with the draft run along it."
-                )
-        train = self._datamodule_train_data()
+        train = self.train_data()
         if train is not None and (train.dtype != torch.long or int(train.max()) >= self.mask_id):
             raise ValueError(
                 f"{type(self).__name__} needs token ids in [0, {self.mask_id}) as data (got "
@@ -149,7 +168,7 @@ class DiscreteFlowMatching(FlowMatching):
             )
 
 
-class WarmStartDiscreteFlowMatching(WarmStartFlowMatching, DiscreteFlowMatching):
+class WarmStartDiscreteFlowMatching(WarmStartMixin, DiscreteFlowMatching):
     """Warm-start discrete flow matching: refine token drafts from ``t0`` to 1.
 
     Args:
@@ -158,8 +177,9 @@ class WarmStartDiscreteFlowMatching(WarmStartFlowMatching, DiscreteFlowMatching)
             or a ``DraftCheckpoint`` of one; it must use the data's tokenizer.
         t0: start time in ``[0, 1)``; ``t0 = 0`` is exactly the cold masked flow.
         coupling: ``minibatch_ot`` (Hamming distance, default), ``independent``, or
-            ``teacher_forced`` (pairs from ``WarmStartDataModule(teacher_forced=True)``: each
-            real sequence with the draft run along it, so the refiner learns the draft's errors).
+            ``teacher_forced`` (pairs from the sample bank: each real sequence with the draft run
+            along it, so the refiner learns the draft's errors), or a
+            :class:`~ws_fm.couplings.Coupling`.
         **kwargs: the remaining :class:`DiscreteFlowMatching` arguments.
     """
 
@@ -168,14 +188,22 @@ class WarmStartDiscreteFlowMatching(WarmStartFlowMatching, DiscreteFlowMatching)
         net: nn.Module,
         draft: nn.Module,
         t0: float = 0.8,
-        coupling: str = "minibatch_ot",
+        coupling: str | Coupling = "minibatch_ot",
+        scheduler: KappaScheduler | None = None,
         **kwargs: Any,
     ) -> None:
-        # sigma (Gaussian noise at t0) has no discrete counterpart: the masked path replaces it.
-        super().__init__(net, draft, t0=t0, sigma=0.0, coupling=coupling, **kwargs)
-
-    def make_path(self) -> ProbabilityPath:
-        return MaskedPath(self.mask_id, self._path_args.t0)
+        draft = self.check_draft(draft)
+        vocab = getattr(net, "vocab_size", None)
+        cold = MaskedPath(vocab, scheduler) if isinstance(vocab, int) else None
+        # The masked path has no Gaussian noise: WarmStart's sigma does not apply (kept at 1).
+        super().__init__(
+            net,
+            coupling=coupling,
+            scheduler=scheduler,
+            path=WarmStart(cold, t0) if cold is not None else None,
+            **kwargs,
+        )
+        self.init_warm_start(draft)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -186,7 +214,7 @@ class WarmStartDiscreteFlowMatching(WarmStartFlowMatching, DiscreteFlowMatching)
                 f"the draft has vocab_size={draft_vocab} but the refiner {self.vocab_size}: "
                 "train the draft with the refiner's tokenizer."
             )
-        tok = _datamodule_tokenizer(self._trainer)
+        tok = tokenizer_of(self._trainer)
         draft_fp = getattr(inner, "tokenizer_fingerprint", None)
         if tok is not None and draft_fp and draft_fp != tok.fingerprint:
             raise ValueError(

@@ -1,6 +1,6 @@
 r"""``WarmStartFlowMatching``: the refiner that starts its ODE from drafts at ``t0``.
 
-Path (DESIGN.md §1)::
+Path (DESIGN.md §1; :class:`~ws_fm.paths.WarmStart` around the cold path)::
 
     x_t0 = t0 * xd + sigma * (1 - t0) * eps,    s = (t - t0) / (1 - t0)
     x_t  = (1 - s) * x_t0 + s * x1,             u_t = (x1 - x_t0) / (1 - t0),   t in [t0, 1]
@@ -9,6 +9,10 @@ Training pairs drafts ``xd`` with data ``x1`` through the coupling (``minibatch_
 with independent pairs the marginal velocity of crossing pairs drags points to the mean) and draws
 ``t`` on ``[t0, 1]``.  Sampling draws drafts, forms ``x_t0`` and integrates from ``t0`` to 1, so a
 fixed step size costs ``ceil((1 - t0) / h)`` steps instead of ``ceil(1 / h)``.
+
+:class:`WarmStartMixin` holds what every warm system shares (the draft, its fitting and checks,
+the wrapping of the cold path); :class:`WarmStartFlowMatching` and the discrete
+:class:`~ws_fm.refiners.WarmStartDiscreteFlowMatching` put it in front of their cold system.
 """
 
 from __future__ import annotations
@@ -18,67 +22,59 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..couplings import Coupling
 from ..drafts.base import DraftGenerator
-from ..paths import ProbabilityPath, WarmStartPath
+from ..paths import ProbabilityPath, WarmStart
 from .flow_matching import FlowMatching
 
-__all__ = ["WarmStartFlowMatching"]
+__all__ = ["WarmStartMixin", "WarmStartFlowMatching"]
 
 
-class WarmStartFlowMatching(FlowMatching):
-    """Warm-start flow matching: refine drafts from ``t0`` to 1.
+class WarmStartMixin:
+    """Draft handling for a warm system; put it before the cold system in the bases.
 
-    Args:
-        net: the backbone, ``net(x, t) -> velocity``.
-        draft: the draft generator (``sample(n) -> Tensor``); a closed-form draft that offers
-            ``fit`` is fitted on the DataModule's training data in ``setup``.  It is frozen: only
-            ``net`` trains.  Batches that carry drafts (``{"x1": ..., "draft": ...}``) are used
-            instead of calling it during training.
-        t0: start time in ``[0, 1)``; ``t0 = 0`` is exactly the cold start.
-        sigma: noise scale at ``t0`` (``>= 0``).
-        coupling: ``minibatch_ot`` (default), ``independent`` (the ablation) or
-            ``nearest_neighbour``.
-        **kwargs: the remaining :class:`FlowMatching` arguments.
+    The subclass's ``__init__`` calls :meth:`init_warm_start` with the draft and the warm path
+    before the cold system's ``__init__`` (which stores the path).
     """
 
-    def __init__(
-        self,
-        net: nn.Module,
-        draft: nn.Module,
-        t0: float = 0.8,
-        sigma: float = 1.0,
-        coupling: str = "minibatch_ot",
-        **kwargs: Any,
-    ) -> None:
-        if not isinstance(draft, DraftGenerator):
+    draft: nn.Module
+
+    @staticmethod
+    def check_draft(draft: Any) -> nn.Module:
+        if not isinstance(draft, DraftGenerator) or not isinstance(draft, nn.Module):
             raise ValueError(
-                f"draft={type(draft).__name__} has no sample(n) method; pass a draft generator "
-                "such as ws_fm.drafts.GaussianMixtureDraft."
+                f"draft={type(draft).__name__} is not a draft generator: it has no sample(n) method or is "
+                "not an nn.Module; pass one such as ws_fm.drafts.GaussianMixtureDraft."
             )
-        # The path is built in FlowMatching.__init__ through make_path, which reads these.
-        self._path_args = WarmStartPath(t0, sigma)
-        super().__init__(net, coupling=coupling, **kwargs)
-        self.t0, self.sigma = self._path_args.t0, self._path_args.sigma
+        return draft
+
+    def init_warm_start(self, draft: nn.Module) -> None:
         self.draft = draft.requires_grad_(False).eval()
 
-    def make_path(self) -> ProbabilityPath:
-        return self._path_args
+    @property
+    def t0(self) -> float:
+        return self.path.t_start  # type: ignore[attr-defined]
 
     def draw_source(self, n: int, like: Tensor | None = None) -> Tensor:
         """``n`` drafts from the draft generator."""
         self.ensure_draft_fitted()
         xd = self.draft.sample(n)
-        return xd.to(like.device if like is not None else self.device)
+        return xd.to(like.device if like is not None else self.device)  # type: ignore[attr-defined]
 
-    def train(self, mode: bool = True) -> WarmStartFlowMatching:
+    def bank_generator(self) -> nn.Module:
+        """The generator whose samples a :class:`~ws_fm.data.WarmStartDataModule` stores in its
+        sample bank (the draft), handed over explicitly rather than looked up by attribute."""
+        return self.draft
+
+    def train(self, mode: bool = True) -> Any:
         # The draft is a fixed generator: keep it in eval mode (dropout, batch norm) always.
-        super().train(mode)
+        super().train(mode)  # type: ignore[misc]
         self.draft.eval()
         return self
 
     def setup(self, stage: str) -> None:
-        super().setup(stage)
-        self._draft_fit_data = self._datamodule_train_data()
+        super().setup(stage)  # type: ignore[misc]
+        self._draft_fit_data = self.train_data()  # type: ignore[attr-defined]
         self.ensure_draft_fitted()
         self.check_draft_shape()
 
@@ -99,13 +95,52 @@ class WarmStartFlowMatching(FlowMatching):
     @torch.no_grad()
     def check_draft_shape(self) -> None:
         """Raise a ``ValueError`` before training when drafts and data differ in shape."""
-        if self.sample_shape is None:
+        shape = self.sample_shape  # type: ignore[attr-defined]
+        if shape is None:
             return
         if hasattr(self.draft, "is_fitted") and not self.draft.is_fitted:
             return
         got = tuple(self.draft.sample(2).shape[1:])
-        if got != tuple(self.sample_shape):
+        if got != tuple(shape):
             raise ValueError(
-                f"draft samples have shape {got} but the data has shape {tuple(self.sample_shape)}: "
+                f"draft samples have shape {got} but the data has shape {tuple(shape)}: "
                 "the draft must be trained on the same data (and resolution) as the refiner."
             )
+
+
+class WarmStartFlowMatching(WarmStartMixin, FlowMatching):
+    """Warm-start flow matching: refine drafts from ``t0`` to 1.
+
+    Args:
+        net: the backbone, ``net(x, t, **cond) -> velocity``.
+        draft: the draft generator (``sample(n) -> Tensor``); a closed-form draft that offers
+            ``fit`` is fitted on the DataModule's training data in ``setup``.  It is frozen: only
+            ``net`` trains.  Batches that carry drafts (``{"x1": ..., "source": ...}``, from the
+            sample bank) are used instead of calling it during training.
+        t0: start time in ``[0, 1)``; ``t0 = 0`` is exactly the cold start.
+        sigma: noise scale at ``t0`` (``>= 0``).
+        coupling: a :class:`~ws_fm.couplings.Coupling` or ``minibatch_ot`` (default),
+            ``independent`` (the ablation) or ``nearest_neighbour``.
+        path: the cold path to warm-start (default: CondOT); it is wrapped in
+            :class:`~ws_fm.paths.WarmStart` with ``t0`` and ``sigma``.
+        **kwargs: the remaining :class:`FlowMatching` arguments.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        draft: nn.Module,
+        t0: float = 0.8,
+        sigma: float = 1.0,
+        coupling: str | Coupling = "minibatch_ot",
+        path: ProbabilityPath | None = None,
+        **kwargs: Any,
+    ) -> None:
+        draft = self.check_draft(draft)
+        warm = WarmStart(path if path is not None else self.default_path(), t0, sigma)
+        super().__init__(net, coupling=coupling, path=warm, **kwargs)
+        self.init_warm_start(draft)
+
+    @property
+    def sigma(self) -> float:
+        return self.path.sigma  # type: ignore[attr-defined]
