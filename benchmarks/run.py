@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .images import run_images
 from .profiles import PROFILES, ToyProfile, _image_profiles, _text_profiles
-from .report import build_report, rich_table, write_report, write_sample_grids
+from .report import build_report, device_name, rich_table, write_report, write_sample_grids
 from .text import TextProfile, run_text
 from .toy import run_toy
 
@@ -59,13 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         default="digits",
-        help="digits (default), toy, fashion_mnist (-gpu, -cpu), text, or a -smoke profile",
+        help="digits (default), toy, fashion_mnist (-gpu, -cpu), text, ot_solvers, or a -smoke "
+        "profile",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument(
         "--workers", type=int, default=None, help="training processes (default: the profile's)"
     )
     args = parser.parse_args(argv)
+    if args.profile == "ot_solvers":
+        return run_ot_profile(args.out, argv)
     profiles: dict[str, Any] = {**PROFILES, **_image_profiles(), **_text_profiles()}
     if args.profile not in profiles:
         parser.error(f"unknown --profile {args.profile!r}; choose one of {', '.join(profiles)}")
@@ -131,6 +134,26 @@ def main(argv: list[str] | None = None) -> int:
     if report.get("note"):
         console.print(f"[bold]Note:[/bold] {report['note']}")
     console.print(rich_table(report))
+    console.print(f"wrote {', '.join(map(str, paths))} in {report['total_seconds']:.0f} s")
+    return 0
+
+
+def run_ot_profile(out: Path, argv: list[str] | None) -> int:
+    """The exact-OT solver measurement (``benchmarks/ot_solvers.py``)."""
+    from .ot_solvers import run_ot_solvers, write
+
+    console = Console()
+    start = time.perf_counter()
+    report = run_ot_solvers()
+    report["command"] = (
+        "make benchmark PROFILE=ot_solvers"
+        if argv is None
+        else "python -m benchmarks.run " + shlex.join(argv)
+    )
+    report["device"] = device_name()
+    report["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    report["total_seconds"] = time.perf_counter() - start
+    paths = write(report, out)
     console.print(f"wrote {', '.join(map(str, paths))} in {report['total_seconds']:.0f} s")
     return 0
 

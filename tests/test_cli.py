@@ -92,3 +92,34 @@ def test_validate_and_predict_subcommands(subcommand, tmp_path):
     ]
     out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_custom_coupling_and_time_sampler_by_class_path(tmp_path):
+    config = tmp_path / "custom.yaml"
+    config.write_text(
+        f"""
+model:
+  class_path: ws_fm.refiners.WarmStartFlowMatching
+  init_args:
+    coupling:
+      class_path: custom_pieces.ReversedCoupling
+      init_args: {{marker: {tmp_path / "coupled"}}}
+    time_sampler:
+      class_path: custom_pieces.FixedTime
+      init_args: {{u: 0.25, marker: {tmp_path / "timed"}}}
+"""
+    )
+    cmd = [
+        str(BIN / "ws-fm"),
+        "fit",
+        "--config",
+        str(ROOT / "lightning_configs/toy/ws_fm.yaml"),
+        "--config",
+        str(config),
+        "--trainer.fast_dev_run=true",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(Path(__file__).parent)}
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "coupled").exists() and (tmp_path / "timed").read_text() == "0.25"

@@ -147,3 +147,18 @@ def test_unknown_coupling_name_raises():
 def test_unequal_batches_raise():
     with pytest.raises(ValueError, match="equal batch sizes"):
         optimal_assignment(torch.randn(4, 2), torch.randn(5, 2))
+
+
+def test_auto_solver_times_both_then_keeps_one_and_stays_exact():
+    c = MinibatchOTCoupling("auto", auto_trials=2)
+    g = torch.Generator().manual_seed(0)
+    for i in range(6):
+        src, tgt = torch.randn(40, 3, generator=g), torch.randn(40, 3, generator=g)
+        _, t, _ = c(src, tgt)
+        best = optimal_assignment(src, tgt, "scipy")
+        assert _cost(src, t) == pytest.approx(_cost(src, tgt[best]), rel=1e-9)
+        assert (c.chosen is None) == (i < 3)  # 2 trials per solver, then a choice
+    assert c.chosen in OT_SOLVERS
+    tokens = MinibatchOTCoupling()
+    tokens(torch.randint(0, 5, (8, 4)), torch.randint(0, 5, (8, 4)))
+    assert tokens.chosen == "scipy"  # integer costs have ties: one fixed solver, reproducible

@@ -27,6 +27,8 @@ Write your own by subclassing :class:`Coupling` (and give it by ``class_path`` i
 
 from __future__ import annotations
 
+import statistics
+import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -55,8 +57,10 @@ Cond = dict[str, Tensor] | None
 
 #: Exact assignment solvers: ``scipy`` (``linear_sum_assignment``, a shortest augmenting path
 #: method) and ``pot`` (POT's network simplex ``ot.emd``; its plan of uniform weights is a
-#: permutation matrix).  ``benchmarks/ot_solvers.py`` measures both; ``scipy`` was the faster on
-#: the project's batch sizes (see ``benchmarks/results/ot_solvers.md``).
+#: permutation matrix).  Which is faster depends on the data, not only on its dimension
+#: (``benchmarks/results/ot_solvers.md``: POT 1.5-3x faster on clustered or 2-D data, scipy
+#: about 1.8x faster on images against noise), so :class:`MinibatchOTCoupling`'s ``auto`` times
+#: both on its first batches and keeps the faster.
 OT_SOLVERS = ("scipy", "pot")
 
 
@@ -190,19 +194,41 @@ class MinibatchOTCoupling(Coupling):
     """Exact optimal assignment in the batch (squared L2; Hamming for tokens).
 
     Args:
-        solver: exact assignment solver, one of :data:`OT_SOLVERS` (default ``scipy``, the
-            faster on the project's batch sizes as measured by ``benchmarks/ot_solvers.py``).
+        solver: exact assignment solver, one of :data:`OT_SOLVERS`, or ``auto`` (default):
+            for real-valued data it times both solvers on the first ``2 * auto_trials`` batches
+            (alternating) and then keeps the faster (:attr:`chosen`); for tokens, whose integer
+            Hamming costs have ties that two solvers may break differently, it is ``scipy``, so
+            that runs are reproducible.  Every choice returns an optimal permutation.
+        auto_trials: batches timed per solver by ``auto``.
     """
 
     name = "minibatch_ot"
 
-    def __init__(self, solver: str = "scipy") -> None:
-        self.solver = check_choice(solver, OT_SOLVERS, "solver")
+    def __init__(self, solver: str = "auto", auto_trials: int = 3) -> None:
+        self.solver = check_choice(solver, (*OT_SOLVERS, "auto"), "solver")
+        self.auto_trials = auto_trials
+        self._times: dict[str, list[float]] = {s: [] for s in OT_SOLVERS}
+        self._chosen: str | None = None if solver == "auto" else solver
+
+    @property
+    def chosen(self) -> str | None:
+        """The solver in use (None while ``auto`` is still timing)."""
+        return self._chosen
 
     def __call__(
         self, source: Tensor, x1: Tensor, cond: Cond = None
     ) -> tuple[Tensor, Tensor, Cond]:
-        perm = optimal_assignment(source, x1, self.solver)
+        if self._chosen is None and not source.dtype.is_floating_point:
+            self._chosen = "scipy"
+        if self._chosen is not None:
+            perm = optimal_assignment(source, x1, self._chosen)
+        else:
+            trial = OT_SOLVERS[sum(map(len, self._times.values())) % len(OT_SOLVERS)]
+            start = time.perf_counter()
+            perm = optimal_assignment(source, x1, trial)
+            self._times[trial].append(time.perf_counter() - start)
+            if all(len(v) >= self.auto_trials for v in self._times.values()):
+                self._chosen = min(self._times, key=lambda s: statistics.median(self._times[s]))
         return source, x1[perm], _take(cond, perm)
 
 
