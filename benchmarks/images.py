@@ -34,6 +34,7 @@ from .common import (
     cold_nfe_at_equal_step,
     quiet,
     sample_and_time,
+    seed_statistics,
     timed,
     train_in_workers,
 )
@@ -69,9 +70,8 @@ class ImageProfile:
     n_time: int = 250
     timing_repeats: int = 2
     inception_samples: int = 1000  # 0 skips the Inception FID
-    # The reference and each draft's best warm point (>= 5x fewer NFE) re-sampled at this many
-    # further seeds: the FID's seed-to-seed spread, and parity judged on means (0: none).
-    extra_seeds: int = 4
+    # Parity is judged on the mean over n_seeds sampling seeds (benchmarks.common.seed_statistics).
+    n_seeds: int = 5
     n_real: int = 0  # held-out images for the FID's real statistics; 0: the whole test split
     grid_samples: int = 32  # per method in <profile>_samples.png; 0: no grid
     workers: int = 2
@@ -296,7 +296,20 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
         "profile_settings": asdict(p),
         "note": p.note,
     }
-    extra["seed_fids"] = seed_fids(p, rows, models, fid)
+
+    def resample(r: dict[str, Any], k: int) -> float:
+        torch.manual_seed(p.seed + k)
+        return fid(models[_job(r)].sample(p.n_eval, steps=r["steps"]).samples)
+
+    seed_statistics(
+        rows,
+        resample,
+        n_seeds=p.n_seeds,
+        reference_steps=p.reference_steps,
+        cold_method="cold_fm",
+        warm_method="ws_fm",
+        progress=progress,
+    )
     extra["inception"] = (
         inception_fids(p, rows, models, test, progress) if p.inception_samples else []
     )
@@ -314,7 +327,7 @@ def draft_only_fid(p: ImageProfile, draft: torch.nn.Module, fid: Any) -> float:
 
 
 def reference_row(p: ImageProfile, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The best cold flow at the reference budget (Euler, ``reference_steps``)."""
+    """The best cold flow at the reference budget (Euler, ``reference_steps``), by seed mean."""
     return min(
         (
             r
@@ -323,36 +336,8 @@ def reference_row(p: ImageProfile, rows: list[dict[str, Any]]) -> dict[str, Any]
             and r["method"] == "cold_fm"
             and r["steps"] == p.reference_steps
         ),
-        key=lambda r: r["quality"],
+        key=lambda r: r.get("quality_mean", r["quality"]),
     )
-
-
-def seed_fids(
-    p: ImageProfile, rows: list[dict[str, Any]], models: dict[ImageJob, FlowMatching], fid: Any
-) -> list[dict[str, Any]]:
-    """FID at ``extra_seeds`` further sampling seeds (same model, NFE, sample count and real
-    statistics) of the reference and of each draft's best warm point at >= 5x fewer NFE.
-
-    Both were picked as the best of several rows at seed 0, so their seed-0 values are biased
-    low; the fresh seeds are not, and their means give the parity comparison.
-    """
-    if not p.extra_seeds:
-        return []
-    ref = reference_row(p, rows)
-    best: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        if r.get("draft") and r["solver"] == "euler" and 5 * r["nfe"] <= ref["nfe"]:
-            if r["draft"] not in best or r["quality"] < best[r["draft"]]["quality"]:
-                best[r["draft"]] = r
-    out = []
-    for r in (ref, *best.values()):
-        fids = []
-        for k in range(1, p.extra_seeds + 1):
-            torch.manual_seed(p.seed + k)
-            fids.append(fid(models[_job(r)].sample(p.n_eval, steps=r["steps"]).samples))
-        keys = ("method", "draft", "t0", "coupling", "steps", "nfe", "quality")
-        out.append({**{k: r.get(k) for k in keys}, "fids": fids})
-    return out
 
 
 def best_warm_row(
@@ -366,10 +351,14 @@ def best_warm_row(
         and r["method"] == "ws_fm"
         and (draft is None or r.get("draft") == draft)
     ]
-    parity = [r for r in warm if within(r["quality"], ref["quality"])]
+
+    def mean(r: dict[str, Any]) -> float:
+        return r.get("quality_mean", r["quality"])
+
+    parity = [r for r in warm if not r.get("screened_out") and within(mean(r), mean(ref))]
     if parity:
-        return min(parity, key=lambda r: (r["nfe"], r["quality"]))
-    return min(warm, key=lambda r: r["quality"])
+        return min(parity, key=lambda r: (r["nfe"], mean(r)))
+    return min(warm, key=mean)
 
 
 def _job(r: dict[str, Any]) -> ImageJob:

@@ -41,6 +41,7 @@ from .common import (
     cold_nfe_at_equal_step,
     quiet,
     sample_and_time,
+    seed_statistics,
     timed,
 )
 
@@ -78,6 +79,8 @@ class TextProfile:
     n_time: int = 100
     timing_repeats: int = 1
     n_show: int = 10  # decoded samples per method in the markdown
+    # Parity is judged on the mean over n_seeds sampling seeds (benchmarks.common.seed_statistics).
+    n_seeds: int = 5
     workers: int = 2
     seed: int = 0
 
@@ -321,9 +324,10 @@ def run_text(p: TextProfile, work_dir: Path, progress: Any = None) -> dict[str, 
     etask = progress.add_task("evaluating", total=len(trained)) if progress else None
     rows: list[dict[str, Any]] = []
     samples: dict[str, list[str]] = {}
+    models: dict[TextJob, DiscreteFlowMatching] = {}
     for res in trained:
         job = res["job"]
-        model = build_refiner(p, job, tok.vocab_size, drafts.get(job.draft))
+        model = models[job] = build_refiner(p, job, tok.vocab_size, drafts.get(job.draft))
         model.load_state_dict(res["state_dict"])
         job_rows, shown = evaluate(p, model, job, metrics, tok.decode_batch)
         rows += job_rows
@@ -333,6 +337,22 @@ def run_text(p: TextProfile, work_dir: Path, progress: Any = None) -> dict[str, 
         samples[f"{job.label} (NFE {pick['nfe']})"] = shown[pick["steps"]]
         if progress:
             progress.update(etask, advance=1, description=f"evaluated {job.label}")
+
+    def resample(r: dict[str, Any], k: int) -> float:
+        job = TextJob(r["method"], r["coupling"], r["t0"], r.get("draft", ""))
+        torch.manual_seed(p.seed + k)
+        res = models[job].sample(p.n_eval, steps=r["steps"])
+        return metrics(tok.decode_batch(res.samples.tolist()))["quality"]
+
+    seed_statistics(
+        rows,
+        resample,
+        n_seeds=p.n_seeds,
+        reference_steps=p.reference_steps,
+        cold_method="cold_dfm",
+        warm_method="ws_dfm",
+        progress=progress,
+    )
     for name, d in drafts.items():
         torch.manual_seed(p.seed)
         samples[f"{name} draft alone"] = tok.decode_batch(d.sample(p.n_show).tolist())

@@ -19,7 +19,14 @@ from ws_fm.metrics import sliced_wasserstein
 from ws_fm.nets import MLP
 from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
 
-from .common import bench_trainer, cold_nfe_at_equal_step, quiet, sample_and_time, timed
+from .common import (
+    bench_trainer,
+    cold_nfe_at_equal_step,
+    quiet,
+    sample_and_time,
+    seed_statistics,
+    timed,
+)
 from .profiles import ToyProfile
 
 __all__ = ["Job", "jobs", "build_model", "train_job", "run_toy"]
@@ -83,18 +90,21 @@ def train_job(p: ToyProfile, job: Job, threads: int = 1) -> dict[str, Any]:
     }
 
 
+def load_model(p: ToyProfile, job: Job, state_dict: dict[str, torch.Tensor]) -> FlowMatching:
+    model = build_model(p, job)
+    model.load_state_dict(state_dict)
+    model.sample_shape = (2,)
+    return model.eval()
+
+
 def evaluate(
-    p: ToyProfile, job: Job, state_dict: dict[str, torch.Tensor], test: torch.Tensor
+    p: ToyProfile, job: Job, model: FlowMatching, test: torch.Tensor
 ) -> list[dict[str, Any]]:
     """Quality and timing of one trained model on the NFE grid (Euler) and with dopri5.
 
     Quality uses ``n_eval`` samples; time is the best of ``timing_repeats`` separate runs on
     ``n_time`` samples, draft and refinement timed apart, all in this process.
     """
-    model = build_model(p, job)
-    model.load_state_dict(state_dict)
-    model.sample_shape = (2,)
-    model.eval()
     torch.manual_seed(p.seed)
     warm = job.method == "ws_fm"
     per_1k = 1000 / p.n_time
@@ -147,14 +157,36 @@ def run_toy(p: ToyProfile, progress: Any = None) -> dict[str, Any]:
     etask = progress.add_task("evaluating", total=len(trained)) if progress else None
     rows: list[dict[str, Any]] = []
     floors: dict[str, float] = {}
+    tests: dict[str, torch.Tensor] = {}
+    models: dict[Job, FlowMatching] = {}
     for ds in p.datasets:
         dm = ToyDataModule(ds, n_train=p.n_train, n_test=p.n_eval, seed=p.seed)
-        test = dm.test_data()
+        test = tests[ds] = dm.test_data()
         floors[ds] = sliced_wasserstein(dm.train_data()[: p.n_eval], test)
         for res in (r for r in trained if r["job"].dataset == ds):
-            rows += evaluate(p, res["job"], res["state_dict"], test)
+            job = res["job"]
+            models[job] = load_model(p, job, res["state_dict"])
+            rows += evaluate(p, job, models[job], test)
             if progress:
-                progress.update(etask, advance=1, description=f"evaluated {res['job'].label}")
+                progress.update(etask, advance=1, description=f"evaluated {job.label}")
+
+    def resample(r: dict[str, Any], k: int) -> float:
+        job = Job(
+            r["dataset"], r["method"], r["coupling"], r["t0"] if r["method"] == "ws_fm" else 0.0
+        )
+        torch.manual_seed(p.seed + k)
+        samples = models[job].sample(p.n_eval, solver="euler", steps=r["steps"]).samples
+        return sliced_wasserstein(samples, tests[r["dataset"]])
+
+    seed_statistics(
+        rows,
+        resample,
+        n_seeds=p.n_seeds,
+        reference_steps=p.reference_steps,
+        cold_method="cold_fm",
+        warm_method="ws_fm",
+        progress=progress,
+    )
     cold_nfe = cold_nfe_at_equal_step(p.t0s, p.nfe_grid)
     return {
         "rows": rows,

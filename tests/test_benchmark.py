@@ -29,6 +29,9 @@ SPEEDUP_KEYS = {
     "quality_matched",
     "wallclock",
     "at_parity",
+    "quality_mean",
+    "quality_sem",
+    "n_seeds",
 }
 
 
@@ -53,6 +56,17 @@ def test_smoke_profile_writes_results_in_the_shared_shape(tmp_path):
     assert all(SPEEDUP_KEYS <= set(s) for s in report["speedups"])
     ref = report["reference"][0]
     assert ref["method"] == "cold_fm" and ref["solver"] == "euler" and ref["nfe"] == 8
+    # Parity rests on seed means: the reference and every judged row carry them, and
+    # at_parity follows from the means (within 5%), not from the seed-0 draw.
+    assert ref["n_seeds"] == 2 and ref["quality_sem"] > 0
+    from ws_fm.speedup import within
+
+    for s in report["speedups"]:
+        if s.get("screened_out"):
+            assert s["n_seeds"] == 1 and not s["at_parity"]
+        else:
+            assert s["n_seeds"] == 2
+            assert s["at_parity"] == within(s["quality_mean"], ref["quality_mean"])
     # Counted NFE: Euler rows cost their step count; warm rows at t0 = 0.8 guarantee 5x.
     assert all(r["nfe"] == r["steps"] for r in report["rows"] if r["solver"] == "euler")
     assert {s["guaranteed"] for s in report["speedups"]} == {5.0}
@@ -76,11 +90,16 @@ def test_digits_smoke_profile_reports_drafts_fid_and_memorisation(tmp_path):
     md = (tmp_path / "digits-smoke.md").read_text()
     assert "| draft |" in md and "## Drafts alone" in md and "## Memorisation" in md
     # The reference re-sampled at another seed: same model, a different (finite) estimate.
-    ref, *warm_points = report["seed_fids"]
-    assert ref["method"] == "cold_fm" and ref["nfe"] == report["reference"][0]["nfe"]
-    (seed_fid,) = ref["fids"]
-    assert 0 < seed_fid < float("inf") and seed_fid != ref["quality"]
-    assert "## FID across sampling seeds" in md
+    ref = report["reference"][0]
+    seeded = next(
+        r
+        for r in report["rows"]
+        if r["method"] == "cold_fm" and r["coupling"] == ref["coupling"] and r["nfe"] == ref["nfe"]
+    )
+    seed0, seed1 = seeded["quality_seeds"]
+    assert seed0 == ref["quality"] and 0 < seed1 < float("inf") and seed1 != seed0
+    assert ref["quality_mean"] == pytest.approx((seed0 + seed1) / 2)
+    assert "## Quality across sampling seeds" in md
     # One titled row per method: the draft alone, the reference, the warm operating point.
     assert report["sample_grid"] == "digits-smoke_samples.png"
     assert (tmp_path / "digits-smoke_samples.png").stat().st_size > 5_000
@@ -192,3 +211,39 @@ def test_text_target_needs_every_part_and_the_nfe_budget():
     assert "| ws_dfm b teacher_forced t0=0.9 | 2 | 50x | 1.000 | 1.000 | 0.89 | - | no |" in lines
     assert "t0=0.7" not in lines
     assert "| a draft alone | 0 | - | 1.000 | 1.110 | 0.9 | - | no |" in lines
+
+
+def test_seed_statistics_resamples_candidates_and_screens_far_rows():
+    from benchmarks.common import seed_statistics
+
+    def row(method, steps, q, **kw):
+        return {
+            "dataset": "d",
+            "method": method,
+            "solver": "euler",
+            "steps": steps,
+            "nfe": steps,
+            "quality": q,
+            "t0": kw.get("t0", 0.0),
+            "coupling": "c",
+        }
+
+    rows = [
+        row("cold", 100, 1.00),
+        row("warm", 4, 1.02, t0=0.8),  # near the reference: resampled
+        row("warm", 1, 3.00, t0=0.8),  # far beyond the band: screened out
+    ]
+    calls = []
+
+    def resample(r, k):
+        calls.append((r["steps"], k))
+        return r["quality"] + 0.01 * k
+
+    seed_statistics(
+        rows, resample, n_seeds=3, reference_steps=100, cold_method="cold", warm_method="warm"
+    )
+    assert sorted(calls) == [(4, 1), (4, 2), (100, 1), (100, 2)]
+    assert rows[0]["quality_seeds"] == [1.0, 1.01, 1.02] and rows[0]["n_seeds"] == 3
+    assert rows[0]["quality_mean"] == pytest.approx(1.01)
+    assert rows[0]["quality_sem"] == pytest.approx(0.01 / 3**0.5)
+    assert rows[2]["screened_out"] and rows[2]["n_seeds"] == 1
