@@ -20,15 +20,17 @@ import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from ws_fm.callbacks.fid import classifier_for
 from ws_fm.couplings import nearest_indices
 from ws_fm.data import ImageDataModule, WarmStartDataModule, load_labelled_images
 from ws_fm.drafts import GANDraft, GaussianDraft, VAEDraft
-from ws_fm.metrics.fid_features import ClassifierFeatures, InceptionFeatures
+from ws_fm.metrics.fid_features import InceptionFeatures
 from ws_fm.nets import UNet
 from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
 from ws_fm.speedup import within
 
 from .common import (
+    NFE_GRID,
     RefinerJob,
     bench_trainer,
     cold_nfe_at_equal_step,
@@ -38,7 +40,6 @@ from .common import (
     timed,
     train_in_workers,
 )
-from .profiles import NFE_GRID
 
 __all__ = ["ImageProfile", "ImageJob", "run_images"]
 
@@ -268,7 +269,7 @@ def run_images(p: ImageProfile, work_dir: Path, progress: Any = None) -> dict[st
     states = [drafts[j.draft].state_dict() if j.draft else None for j in todo]
     trained = train_in_workers(train_refiner, p, todo, states, bank_dir, progress)
 
-    classifier = ClassifierFeatures(p.source)
+    classifier = classifier_for(p.source)
     fid = FID(classifier, test, device=p.device)
     etask = progress.add_task("evaluating", total=len(trained)) if progress else None
     rows: list[dict[str, Any]] = []

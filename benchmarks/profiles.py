@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["ToyProfile", "PROFILES"]
 
-NFE_GRID = (1, 2, 4, 8, 16, 32, 64, 128)
+from .common import NFE_GRID
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ def cache(tmp_path_factory, monkeypatch):
     return folder
 
 
+def _digits_classifier(cache):
+    xtr, ytr, _, _ = load_labelled_images("digits")
+    return ClassifierFeatures(xtr, ytr, cache_dir=cache, name="digits")
+
+
 def _fid(features, real, fake):
     m = FrechetInceptionDistance(feature=features, normalize=True)
     m.update(real, real=True)
@@ -27,7 +32,7 @@ def _fid(features, real, fake):
 
 
 def test_classifier_features_separate_real_from_noise_and_are_cached(cache):
-    feats = ClassifierFeatures("digits", cache_dir=cache)
+    feats = _digits_classifier(cache)
     _, _, xte, yte = load_labelled_images("digits")
     assert feats.accuracy(xte, yte) > 0.9  # a working classifier
     xtr = load_images("digits")[0]
@@ -35,8 +40,15 @@ def test_classifier_features_separate_real_from_noise_and_are_cached(cache):
     real_vs_noise = _fid(feats, xte, torch.rand(360, 1, 8, 8) * 2 - 1)
     assert real_vs_real < 0.1 * real_vs_noise, (real_vs_real, real_vs_noise)
     assert feats.cache_file.is_file()
-    again = ClassifierFeatures("digits", cache_dir=cache)  # loaded, not retrained
+    again = _digits_classifier(cache)  # loaded, not retrained
+    assert again.cache_file == feats.cache_file
     torch.testing.assert_close(again(xte[:5]), feats(xte[:5]))
+    # The cache is keyed by the data: other images, another classifier file.
+    xtr, ytr, _, _ = load_labelled_images("digits")
+    other = ClassifierFeatures(xtr[:300], ytr[:300], epochs=1, cache_dir=cache, name="digits")
+    assert other.cache_file != feats.cache_file
+    with pytest.raises(ValueError, match="one label each"):
+        ClassifierFeatures(xtr, ytr[:5], cache_dir=cache)
 
 
 def _has_inception():
@@ -64,7 +76,7 @@ def test_missing_inception_file_names_the_install_command(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_fid_under_ddp_equals_single_process_and_bank_is_built_once(tmp_path, cache):
-    feats = ClassifierFeatures("digits", cache_dir=cache)  # trained once here, cached for the ranks
+    feats = _digits_classifier(cache)  # trained once here, cached for the ranks
     xte = load_images("digits")[1]
     g = torch.Generator().manual_seed(0)
     fake = (xte[:300] + 0.3 * torch.randn(300, 1, 8, 8, generator=g)).clamp(-1, 1)
@@ -94,7 +106,7 @@ def test_fid_under_ddp_on_generated_samples_matches_one_process(tmp_path, cache)
     distinct samples twice.  The ranks must draw different samples, and the two-process FID
     must match the one-process FID of the same model at the same K within sampling noise."""
     k = 600
-    ClassifierFeatures("digits", cache_dir=cache)  # trained once here, cached for the ranks
+    _digits_classifier(cache)  # trained once here, cached for the ranks
     out, weights = tmp_path / "res.json", tmp_path / "w.pt"
     script = Path(__file__).with_name("ddp_fid_generated_script.py")
     proc = subprocess.run(
@@ -113,7 +125,7 @@ def test_fid_under_ddp_on_generated_samples_matches_one_process(tmp_path, cache)
 
     model = FlowMatching(UNet(channels=8, channel_mults=(1,)), sample_shape=(1, 8, 8))
     model.load_state_dict(torch.load(weights))
-    feats = ClassifierFeatures("digits", cache_dir=cache)
+    feats = _digits_classifier(cache)
     xte = load_images("digits")[1]
     singles = []
     for seed in (1, 2):

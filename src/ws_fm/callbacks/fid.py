@@ -19,10 +19,11 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from .._checks import check_choice, check_positive_int
+from ..data.images import load_labelled_images
 from ..metrics.fid_features import ClassifierFeatures, InceptionFeatures
 from .schedule import epoch_due
 
-__all__ = ["FIDCallback", "FEATURES", "make_feature_module"]
+__all__ = ["FIDCallback", "FEATURES", "make_feature_module", "classifier_for"]
 
 FEATURES = ("inception", "classifier")
 FAST_DEV_RUN_SAMPLES = 32
@@ -37,7 +38,13 @@ def make_feature_module(
         return InceptionFeatures(path)
     if source is None:
         raise ValueError("feature='classifier' needs the data source (e.g. source='digits').")
-    return ClassifierFeatures(source)
+    return classifier_for(source)
+
+
+def classifier_for(source: str) -> ClassifierFeatures:
+    """:class:`ClassifierFeatures` trained on ``source``'s labelled training split."""
+    images, labels, _, _ = load_labelled_images(source)
+    return ClassifierFeatures(images, labels, name=source)
 
 
 class FIDCallback(Callback):

