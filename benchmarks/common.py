@@ -20,7 +20,7 @@ from ws_fm.refiners import FlowMatching
 from ws_fm.solvers import SolveResult, solve
 from ws_fm.speedup import PARITY_TOLERANCE, better, mean_sem, reaches
 
-#: The cold flows' NFE grid (DESIGN.md §2): quality-matched speed-ups are read off it.
+#: The cold flows' NFE grid (docs/design.md §2): quality-matched speed-ups are read off it.
 NFE_GRID = (1, 2, 4, 8, 16, 32, 64, 128)
 
 __all__ = [

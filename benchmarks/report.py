@@ -12,7 +12,7 @@ The JSON shape (shared by every profile)::
                    "wallclock", "at_parity"}]}
 
 ``reference`` holds one entry per data set: the better cold flow (over its couplings) with Euler
-at the reference step count, with its dopri5 result beside it.  Speed-ups follow DESIGN.md §2
+at the reference step count, with its dopri5 result beside it.  Speed-ups follow docs/design.md §2
 (:mod:`ws_fm.speedup`); ``nfe_cold(Q)`` uses the best cold flow at each NFE of the grid.
 """
 

@@ -57,7 +57,7 @@ class TextProfile:
     drafts: tuple[str, ...] = ("ngram", "lstm")
     lstm_steps: int = 1000
     t0s: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
-    # The t0 sweep pairs each real sequence with the draft run along it (DESIGN.md §1); the
+    # The t0 sweep pairs each real sequence with the draft run along it (docs/design.md §1); the
     # ablation couplings (minibatch_ot: Hamming OT within the batch) run at ablation_t0.
     coupling: str = "teacher_forced"
     ablation_t0: float = 0.8
@@ -245,7 +245,7 @@ def evaluate(
                 "steps": steps,
                 "nfe": res.nfe,
                 **metrics(texts),
-                # how much of the draft survives refinement (DESIGN.md §1: every position
+                # how much of the draft survives refinement (docs/design.md §1: every position
                 # jumps at least once by t = 1, each to a draw from p(x1 | x_t, t))
                 **({"draft_kept": float((res.samples == draft).float().mean())} if warm else {}),
                 "seconds_per_1k": sec * per_1k,

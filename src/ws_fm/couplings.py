@@ -288,7 +288,7 @@ class TeacherForcedCoupling(Coupling):
     """Each training sequence with the draft run along it (``generator.teacher_force(x1)``).
 
     The pairs exist only in the sample bank, which holds the first ``bank_size`` training
-    sequences' drafts (DESIGN.md §1).
+    sequences' drafts (docs/design.md §1).
     """
 
     name = "teacher_forced"

@@ -198,7 +198,7 @@ def discrete_euler(
     jump_probability: Callable[[float, float], float] | None = None,
     network: torch.nn.Module | None = None,
 ) -> SolveResult:
-    r"""The mixture-path Euler sampler for masked discrete flows (DESIGN.md §1).
+    r"""The mixture-path Euler sampler for masked discrete flows (docs/design.md §1).
 
     From ``t`` to ``t + h`` every position independently jumps, with probability
     ``jump_probability(t, t + h)``, to a draw from the predicted ``p(x1 | x_t, t)``

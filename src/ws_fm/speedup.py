@@ -1,4 +1,4 @@
-r"""Speed-up accounting of DESIGN.md §2, on measured (NFE, quality) points.
+r"""Speed-up accounting of docs/design.md §2, on measured (NFE, quality) points.
 
 - *guaranteed*: ``nfe_cold(h) / nfe_warm(h, t0)`` at equal step size ``h``, both counted; equal
   to ``1 / (1 - t0)`` up to rounding.

@@ -33,7 +33,7 @@ class TextDraftModule(DraftModule):
 
     def teacher_force(self, x1: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The draft run along real sequences ``x1`` ``(B, L)``: token ``i`` drawn from the
-        draft's prediction given the real prefix ``x1[:i]`` (DESIGN.md §1, ``teacher_forced``)."""
+        draft's prediction given the real prefix ``x1[:i]`` (docs/design.md §1, ``teacher_forced``)."""
         raise NotImplementedError
 
     def setup(self, stage: str) -> None:

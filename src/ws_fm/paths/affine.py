@@ -1,6 +1,6 @@
 r"""``AffinePath``: Gaussian paths ``x_t = sigma_t * eps + alpha_t * x1`` from a schedule.
 
-With the default :class:`~ws_fm.paths.CondOTScheduler` this is the cold start of DESIGN.md §1
+With the default :class:`~ws_fm.paths.CondOTScheduler` this is the cold start of docs/design.md §1
 (rectified flow / CondOT)::
 
     x_t = (1 - t) * eps + t * x1,          u_t = x1 - eps,            t in [0, 1]
@@ -34,7 +34,7 @@ class AffinePath(ProbabilityPath):
 
     def place(self, source: Tensor, noise: Tensor, t: float, scale: float = 1.0) -> Tensor:
         """``alpha_t * source + scale * sigma_t * noise``: a draft placed where the path is at
-        ``t`` (the warm start point of DESIGN.md §1 for CondOT: ``t0 xd + sigma (1 - t0) eps``)."""
+        ``t`` (the warm start point of docs/design.md §1 for CondOT: ``t0 xd + sigma (1 - t0) eps``)."""
         check_same_shape(source, noise, "noise")
         sch = self.scheduler
         return sch.alpha(t) * source + scale * sch.sigma(t) * noise
@@ -53,7 +53,7 @@ class AffinePath(ProbabilityPath):
 
 
 class ColdStartPath(AffinePath):
-    """The CondOT cold path (``AffinePath(CondOTScheduler())``), by its DESIGN.md name."""
+    """The CondOT cold path (``AffinePath(CondOTScheduler())``), by its docs/design.md name."""
 
     def __init__(self) -> None:
         super().__init__(CondOTScheduler())

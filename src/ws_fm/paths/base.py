@@ -1,6 +1,6 @@
 r"""The interface every probability path implements.
 
-Convention (DESIGN.md §1): ``t = 0`` is the source, ``t = 1`` is data.  A path knows how to
+Convention (docs/design.md §1): ``t = 0`` is the source, ``t = 1`` is data.  A path knows how to
 
 - ``start(source, noise)``: the state at :attr:`t_start` from which sampling integrates to 1;
 - ``place(source, noise, t, scale)``: put a source (a draft) where the path is at time ``t``

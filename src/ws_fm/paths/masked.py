@@ -1,4 +1,4 @@
-r"""``MaskedPath``: the masked mixture path over token sequences (DESIGN.md §1, "Discrete data").
+r"""``MaskedPath``: the masked mixture path over token sequences (docs/design.md §1, "Discrete data").
 
 Tokens take ids ``0 .. V - 1``; ``MASK = V`` (``mask_id``).  Every position moves independently.
 The cold path (Gat et al. 2024; Campbell et al. 2024) starts from all-``MASK`` at ``t = 0`` and::

@@ -136,7 +136,7 @@ class KappaScheduler:
 
 
 class LinearKappa(KappaScheduler):
-    """``kappa_t = t`` (the masked path of DESIGN.md §1); jump rate ``1 / (1 - t)``."""
+    """``kappa_t = t`` (the masked path of docs/design.md §1); jump rate ``1 / (1 - t)``."""
 
     def kappa(self, t: Time) -> Time:
         return t

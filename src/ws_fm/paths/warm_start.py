@@ -2,7 +2,7 @@ r"""``WarmStart``: any path turned into its warm-start version from ``t0``.
 
 The warm start point is the source (a draft ``xd``) placed where the cold path would be at
 ``t0``, noise included, and the path then continues as the cold path's bridge from that state to
-the data (DESIGN.md §1).  For the CondOT path::
+the data (docs/design.md §1).  For the CondOT path::
 
     x_t0 = t0 * xd + sigma * (1 - t0) * eps
     s    = (t - t0) / (1 - t0)
@@ -88,7 +88,7 @@ class WarmStart(ProbabilityPath):
 
 
 class WarmStartPath(WarmStart):
-    """The CondOT warm path of DESIGN.md §1: ``WarmStart(AffinePath(), t0, sigma)``."""
+    """The CondOT warm path of docs/design.md §1: ``WarmStart(AffinePath(), t0, sigma)``."""
 
     def __init__(self, t0: float = 0.8, sigma: float = 1.0) -> None:
         super().__init__(AffinePath(), t0, sigma)

@@ -40,6 +40,7 @@ class DiscreteFlowMatching(FlowMatching):
             refiners also take ``teacher_forced``.
         sample_steps: default number of Euler steps over ``[t_start, 1]``.
         scheduler: ``kappa_t`` of the masked path (default linear, ``kappa_t = t``).
+        path: the path (default: :class:`~ws_fm.paths.MaskedPath` with ``scheduler``).
         **kwargs: ``time_sampler``, ``optimizer``, ``lr_scheduler``, ``sample_shape`` as in
             :class:`FlowMatching`.
     """
@@ -52,6 +53,7 @@ class DiscreteFlowMatching(FlowMatching):
         coupling: str | Coupling = "independent",
         sample_steps: int = 100,
         scheduler: KappaScheduler | None = None,
+        path: ProbabilityPath | None = None,
         **kwargs: Any,
     ) -> None:
         vocab = getattr(net, "vocab_size", None)
@@ -62,8 +64,9 @@ class DiscreteFlowMatching(FlowMatching):
             )
         self.mask_id = vocab
         self._scheduler = scheduler
-        kwargs.setdefault("path", self.default_path())
-        super().__init__(net, coupling=coupling, sample_steps=sample_steps, **kwargs)
+        # A new name: the hyperparameters record the argument as given (None), not the default.
+        chosen = path if path is not None else self.default_path()
+        super().__init__(net, coupling=coupling, sample_steps=sample_steps, path=chosen, **kwargs)
 
     @property
     def vocab_size(self) -> int:
@@ -180,6 +183,9 @@ class WarmStartDiscreteFlowMatching(WarmStartMixin, DiscreteFlowMatching):
             ``teacher_forced`` (pairs from the sample bank: each real sequence with the draft run
             along it, so the refiner learns the draft's errors), or a
             :class:`~ws_fm.couplings.Coupling`.
+        scheduler: ``kappa_t`` of the cold masked path (default linear).
+        path: the cold path to warm-start (default: ``MaskedPath`` with ``scheduler``); it is
+            wrapped in :class:`~ws_fm.paths.WarmStart` with ``t0``.
         **kwargs: the remaining :class:`DiscreteFlowMatching` arguments.
     """
 
@@ -190,11 +196,18 @@ class WarmStartDiscreteFlowMatching(WarmStartMixin, DiscreteFlowMatching):
         t0: float = 0.8,
         coupling: str | Coupling = "minibatch_ot",
         scheduler: KappaScheduler | None = None,
+        path: ProbabilityPath | None = None,
         **kwargs: Any,
     ) -> None:
         draft = self.check_draft(draft)
         vocab = getattr(net, "vocab_size", None)
-        cold = MaskedPath(vocab, scheduler) if isinstance(vocab, int) else None
+        cold = (
+            path
+            if path is not None
+            else MaskedPath(vocab, scheduler)
+            if isinstance(vocab, int)
+            else None
+        )
         # The masked path has no Gaussian noise: WarmStart's sigma does not apply (kept at 1).
         super().__init__(
             net,

@@ -1,6 +1,6 @@
 r"""``WarmStartFlowMatching``: the refiner that starts its ODE from drafts at ``t0``.
 
-Path (DESIGN.md §1; :class:`~ws_fm.paths.WarmStart` around the cold path)::
+Path (docs/design.md §1; :class:`~ws_fm.paths.WarmStart` around the cold path)::
 
     x_t0 = t0 * xd + sigma * (1 - t0) * eps,    s = (t - t0) / (1 - t0)
     x_t  = (1 - s) * x_t0 + s * x1,             u_t = (x1 - x_t0) / (1 - t0),   t in [t0, 1]
