@@ -18,7 +18,7 @@ import torch
 
 from ws_fm.refiners import FlowMatching
 from ws_fm.solvers import SolveResult, solve
-from ws_fm.speedup import PARITY_TOLERANCE, better, mean_sem, reaches
+from ws_fm.speedup import PARITY_TOLERANCE, better, mean_sem, reaches, within
 
 #: The cold flows' NFE grid (docs/design.md §2): quality-matched speed-ups are read off it.
 NFE_GRID = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -213,15 +213,17 @@ def seed_statistics(
     place (fields ``quality_seeds``, ``quality_mean``, ``quality_sem``, ``n_seeds``):
 
     - every reference candidate (each cold flow's Euler row at ``reference_steps``);
-    - every warm Euler row whose seed-0 quality is within the parity band of the reference mean
-      plus three of the reference's per-seed standard deviations.  A row beyond that is more than
-      three standard deviations from parity on one draw; it keeps ``n_seeds = 1`` and is marked
-      ``screened_out`` (not at parity), which keeps the cost to the rows that could be at parity.
+    - per warm setting (method, draft, t0, coupling), its Euler rows in order of NFE whose seed-0
+      quality is within the parity band of the reference mean plus three of the reference's
+      per-seed standard deviations, until one is at parity on the means: that is the setting's
+      operating point (the cheapest NFE at parity), and its costlier rows are not judged
+      (``at_parity`` None, ``not_judged``).  A row beyond the screen is more than three standard
+      deviations from parity on one draw; it keeps ``n_seeds = 1`` and is marked
+      ``screened_out`` (not at parity).  This keeps the cost to the rows a judgment rests on.
     """
     if n_seeds < 2:
         return
     lib = lower_is_better
-    todo: list[dict[str, Any]] = []
 
     def fill(r: dict[str, Any]) -> None:
         qs = [r["quality"]] + [resample(r, k) for k in range(1, n_seeds)]
@@ -234,22 +236,32 @@ def seed_statistics(
         refs = [r for r in euler if r["method"] == cold_method and r["steps"] == reference_steps]
         for r in refs:
             fill(r)
+            if progress:
+                progress.update(task, advance=1, description="seed means (reference)")
         ref = refs[0]
         for r in refs[1:]:
             ref = r if better(r["quality_mean"], ref["quality_mean"], lib) else ref
         std = ref["quality_sem"] * ref["n_seeds"] ** 0.5
         margin = PARITY_TOLERANCE * abs(ref["quality_mean"]) + 3 * std
         bound = ref["quality_mean"] + (margin if lib else -margin)
+        settings: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         for r in euler:
-            if r["method"] != warm_method:
-                continue
-            if reaches(r["quality"], bound, lib):
-                todo.append(r)
-            else:
-                r.update(quality_mean=r["quality"], quality_sem=None, n_seeds=1, screened_out=True)
-    if progress:
-        progress.update(task, total=len(todo))
-    for r in todo:
-        fill(r)
-        if progress:
-            progress.update(task, advance=1, description="seed means")
+            if r["method"] == warm_method:
+                key = (r["method"], r.get("draft", ""), r["t0"], r["coupling"])
+                settings.setdefault(key, []).append(r)
+        for group in settings.values():
+            found = False
+            for r in sorted(group, key=lambda r: r["nfe"]):
+                if found:
+                    r.update(
+                        quality_mean=r["quality"], quality_sem=None, n_seeds=1, not_judged=True
+                    )
+                elif not reaches(r["quality"], bound, lib):
+                    r.update(
+                        quality_mean=r["quality"], quality_sem=None, n_seeds=1, screened_out=True
+                    )
+                else:
+                    fill(r)
+                    found = within(r["quality_mean"], ref["quality_mean"], PARITY_TOLERANCE, lib)
+                    if progress:
+                        progress.update(task, advance=1, description="seed means")

@@ -74,12 +74,16 @@ def _seed_fields(r: dict[str, Any]) -> dict[str, Any]:
     if "n_seeds" not in r:
         return {"quality_mean": r["quality"], "quality_sem": None, "n_seeds": 1}
     out = {k: r[k] for k in ("quality_mean", "quality_sem", "n_seeds")}
-    return {**out, **({"screened_out": True} if r.get("screened_out") else {})}
+    flags = {k: True for k in ("screened_out", "not_judged") if r.get(k)}
+    return {**out, **flags}
 
 
-def _at_parity(r: dict[str, Any], ref: dict[str, Any], lib: bool) -> bool:
+def _at_parity(r: dict[str, Any], ref: dict[str, Any], lib: bool) -> bool | None:
     """Within the parity band of the reference, on seed means where both have them (a row
-    screened out by ``seed_statistics`` is far beyond the band on its one draw)."""
+    screened out by ``seed_statistics`` is far beyond the band on its one draw; None: not
+    judged, a cheaper NFE of the same setting is at parity)."""
+    if r.get("not_judged"):
+        return None
     if r.get("screened_out"):
         return False
     return within(_mean(r), _mean(ref), PARITY_TOLERANCE, lib)
@@ -226,7 +230,7 @@ def _speedup_line(s: dict[str, Any], with_draft: bool = False) -> list[str]:
         _fmt(s["guaranteed"]),
         qm,
         _fmt(s["wallclock"]),
-        "yes" if s["at_parity"] else "no",
+        {True: "yes", False: "no", None: "-"}[s["at_parity"]],
     ]
 
 
@@ -280,8 +284,8 @@ def markdown(report: dict[str, Any]) -> str:
         'Per setting, the cheapest Euler NFE within 5% of the reference quality ("at parity"), '
         "judged on the means over sampling seeds (the reference's too; *screened out*: seed-0 "
         "quality more than the band plus three of the reference's per-seed standard deviations "
-        "away, so not resampled and not at parity); where no NFE reaches parity, the setting's "
-        "best point. *guaranteed* = counted cold NFE at "
+        "away, so not resampled and not at parity; -: not judged, a cheaper NFE of the setting is "
+        "at parity); where no NFE reaches parity, the setting's best point. *guaranteed* = counted cold NFE at "
         "the same step size / warm NFE; *quality-matched* = NFE the best cold flow needs on its grid "
         "for the same quality / warm NFE (≥: no cold grid point reaches it, so 128 / NFE is a lower "
         "bound); *wall-clock* = reference time / (draft + refine time).",
@@ -433,10 +437,12 @@ def _seed_section(report: dict[str, Any]) -> list[str]:
         "## Quality across sampling seeds",
         "",
         f"Parity is judged on means over {n} sampling seeds (seed 0 and {n - 1} more, same model, "
-        f"NFE and sample count). Resampled: the reference candidates and the {len(seeded) - len(cands)} "
-        f"warm rows whose seed-0 quality could be at parity; {screened} warm rows were beyond the "
-        "band by more than three of the reference's per-seed standard deviations (screened out, "
-        "not at parity). Shown: the reference candidates and each setting's operating point.",
+        f"NFE and sample count). Resampled: the reference candidates and, per warm setting in "
+        f"order of NFE, the rows whose seed-0 quality could be at parity until one is "
+        f"({len(seeded) - len(cands)} rows); {screened} warm rows were beyond the band by more "
+        "than three of the reference's per-seed standard deviations (screened out, not at "
+        "parity), and the costlier rows of a setting already at parity were not judged. Shown: "
+        "the reference candidates and each setting's operating point.",
         "",
         "| dataset | method | draft | t0 | coupling | NFE | per seed | mean ± sem | at parity |",
         "|---|---|---|---|---|---|---|---|---|",

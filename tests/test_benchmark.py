@@ -63,7 +63,15 @@ def test_smoke_profile_writes_results_in_the_shared_shape(tmp_path):
 
     for s in report["speedups"]:
         if s.get("screened_out"):
-            assert s["n_seeds"] == 1 and not s["at_parity"]
+            assert s["n_seeds"] == 1 and s["at_parity"] is False
+        elif s.get("not_judged"):  # a cheaper NFE of the same setting is at parity
+            assert s["n_seeds"] == 1 and s["at_parity"] is None
+            cheaper = [
+                o
+                for o in report["speedups"]
+                if (o["t0"], o["coupling"]) == (s["t0"], s["coupling"]) and o["nfe"] < s["nfe"]
+            ]
+            assert any(o["at_parity"] for o in cheaper)
         else:
             assert s["n_seeds"] == 2
             assert s["at_parity"] == within(s["quality_mean"], ref["quality_mean"])
@@ -230,8 +238,10 @@ def test_seed_statistics_resamples_candidates_and_screens_far_rows():
 
     rows = [
         row("cold", 100, 1.00),
-        row("warm", 4, 1.02, t0=0.8),  # near the reference: resampled
+        row("warm", 4, 1.02, t0=0.8),  # near the reference: resampled, at parity
         row("warm", 1, 3.00, t0=0.8),  # far beyond the band: screened out
+        row("warm", 8, 1.00, t0=0.8),  # costlier than a parity point: not judged
+        row("warm", 2, 1.03, t0=0.5),  # another setting: resampled, 1.04 mean is at parity
     ]
     calls = []
 
@@ -242,8 +252,9 @@ def test_seed_statistics_resamples_candidates_and_screens_far_rows():
     seed_statistics(
         rows, resample, n_seeds=3, reference_steps=100, cold_method="cold", warm_method="warm"
     )
-    assert sorted(calls) == [(4, 1), (4, 2), (100, 1), (100, 2)]
+    assert sorted(calls) == [(2, 1), (2, 2), (4, 1), (4, 2), (100, 1), (100, 2)]
     assert rows[0]["quality_seeds"] == [1.0, 1.01, 1.02] and rows[0]["n_seeds"] == 3
     assert rows[0]["quality_mean"] == pytest.approx(1.01)
     assert rows[0]["quality_sem"] == pytest.approx(0.01 / 3**0.5)
     assert rows[2]["screened_out"] and rows[2]["n_seeds"] == 1
+    assert rows[3]["not_judged"] and rows[3]["n_seeds"] == 1
