@@ -231,13 +231,15 @@ def seed_statistics(
         r.update(quality_seeds=qs, quality_mean=mean, quality_sem=sem, n_seeds=n)
 
     task = progress.add_task("seed means", total=0) if progress else None
+    done = 0  # rows resampled so far; the total is not known in advance (it stops at parity)
     for ds in dict.fromkeys(r["dataset"] for r in rows):
         euler = [r for r in rows if r["dataset"] == ds and r["solver"] == "euler"]
         refs = [r for r in euler if r["method"] == cold_method and r["steps"] == reference_steps]
         for r in refs:
             fill(r)
+            done += 1
             if progress:
-                progress.update(task, advance=1, description="seed means (reference)")
+                progress.update(task, advance=1, total=done, description="seed means (reference)")
         ref = refs[0]
         for r in refs[1:]:
             ref = r if better(r["quality_mean"], ref["quality_mean"], lib) else ref
@@ -263,5 +265,6 @@ def seed_statistics(
                 else:
                     fill(r)
                     found = within(r["quality_mean"], ref["quality_mean"], PARITY_TOLERANCE, lib)
+                    done += 1
                     if progress:
-                        progress.update(task, advance=1, description="seed means")
+                        progress.update(task, advance=1, total=done, description="seed means")
