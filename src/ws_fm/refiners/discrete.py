@@ -85,44 +85,10 @@ class DiscreteFlowMatching(FlowMatching):
         """Cross-entropy of the predicted ``x1`` distribution on every position."""
         return F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), target.reshape(-1))
 
-    @torch.no_grad()
-    def sample(  # type: ignore[override]
-        self,
-        n: int,
-        solver: str | None = None,
-        steps: int | None = None,
-        step_size: float | None = None,
-        source: Tensor | None = None,
-        return_trajectory: bool = False,
-        generator: torch.Generator | None = None,
-        cond: Cond = None,
-    ) -> SolveResult:
-        """``n`` token sequences by the mixture-path Euler sampler, with the counted NFE.
-
-        Args:
-            n: number of sequences.
-            solver: only ``euler`` (the discrete Euler sampler).
-            steps, step_size: budget over ``[t_start, 1]`` (at most one; neither means
-                ``sample_steps``).
-            source: pre-drawn drafts (warm) to time the draft separately.
-            return_trajectory: also return the state after every step.
-            generator: random generator of the path and the sampler.
-            cond: conditioning passed to the backbone.
-        """
-        if solver not in (None, "euler"):  # checked before any draft is drawn
+    def check_solver(self, solver: str | None) -> str:
+        if solver not in (None, "euler"):
             raise ValueError(f"solver={solver!r}: discrete flows sample with 'euler' only.")
-        source = self.sampling_source(n, source)
-        x_start = self.path.start(source, self.path.draw_noise(source, generator))
-        return self.integrate(
-            x_start,
-            self.path.t_start,
-            solver,
-            steps,
-            step_size,
-            return_trajectory,
-            cond,
-            generator=generator,
-        )
+        return "euler"
 
     @torch.no_grad()
     def integrate(  # type: ignore[override]
@@ -137,9 +103,9 @@ class DiscreteFlowMatching(FlowMatching):
         generator: torch.Generator | None = None,
     ) -> SolveResult:
         """Run the mixture-path Euler sampler from ``x_start`` at ``t_start`` to 1, with the
-        path's jump probabilities and the NFE counted on the backbone's calls."""
-        if solver not in (None, "euler"):
-            raise ValueError(f"solver={solver!r}: discrete flows sample with 'euler' only.")
+        path's jump probabilities and the NFE counted on the backbone's calls (``sample`` draws
+        ``n`` sequences this way; ``generator`` drives the path's noise and the jumps)."""
+        self.check_solver(solver)
         if steps is not None and step_size is not None:
             raise ValueError("give at most one of steps and step_size.")
         if step_size is not None:

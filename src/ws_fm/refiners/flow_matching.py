@@ -213,6 +213,7 @@ class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
         source: Tensor | None = None,
         return_trajectory: bool = False,
         cond: Cond = None,
+        generator: torch.Generator | None = None,
     ) -> SolveResult:
         """Draw ``n`` samples; returns them with the NFE counted on the backbone's calls.
 
@@ -225,13 +226,18 @@ class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
                 draft separately.
             return_trajectory: also return the intermediate states.
             cond: conditioning passed to the backbone (``n`` rows each).
+            generator: random generator of the path's noise (and of a stochastic sampler).
         """
-        check_choice(solver or self.solver, SOLVERS, "solver")  # before any draft is drawn
+        self.check_solver(solver)  # before any draft is drawn
         source = self.sampling_source(n, source)
-        x_start = self.path.start(source, self.path.draw_noise(source))
+        x_start = self.path.start(source, self.path.draw_noise(source, generator))
         return self.integrate(
-            x_start, self.path.t_start, solver, steps, step_size, return_trajectory, cond
+            x_start, self.path.t_start, solver, steps, step_size, return_trajectory, cond, generator
         )
+
+    def check_solver(self, solver: str | None) -> str:
+        """The solver to use (``solver`` or the default), checked."""
+        return check_choice(solver or self.solver, SOLVERS, "solver")
 
     @torch.no_grad()
     def integrate(
@@ -243,10 +249,12 @@ class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
         step_size: float | None = None,
         return_trajectory: bool = False,
         cond: Cond = None,
+        generator: torch.Generator | None = None,
     ) -> SolveResult:
         """Integrate the network's field from ``x_start`` at ``t_start`` to 1 (any start time:
-        ``t_start = 0`` with :meth:`cold_source` runs this network as a cold flow)."""
-        solver = check_choice(solver or self.solver, SOLVERS, "solver")
+        ``t_start = 0`` with :meth:`cold_source` runs this network as a cold flow).  The ODE
+        solvers are deterministic: ``generator`` is for stochastic samplers of subclasses."""
+        solver = self.check_solver(solver)
         if solver in FIXED_STEP_METHODS and steps is None and step_size is None:
             steps = self.sample_steps
         if solver not in FIXED_STEP_METHODS:
