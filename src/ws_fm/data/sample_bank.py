@@ -128,6 +128,7 @@ class SampleBank(torch.utils.data.Dataset):
                 f"sample bank at {self.path} holds {len(self.data)} rows but its metadata says "
                 f"{self.meta['size']}: it is corrupt; delete it to rebuild."
             )
+        self._views: dict[tuple[str, ...], datasets.Dataset] = {}
         self.shapes = {k: tuple(v["shape"]) for k, v in columns.items()}
         self.dtypes = {
             k: getattr(torch, v["dtype"].removeprefix("torch.")) for k, v in columns.items()
@@ -152,7 +153,10 @@ class SampleBank(torch.utils.data.Dataset):
     ) -> dict[str, Tensor]:
         """Columns of a batch of rows, by index (one Arrow read), in their stored shapes."""
         names = columns or self.columns
-        raw = self.data.select_columns(list(names))[list(map(int, idx))]
+        view = self._views.get(names)
+        if view is None:  # batches are read on the training hot path: select the columns once
+            view = self._views[names] = self.data.select_columns(list(names))
+        raw = view[list(map(int, idx))]
         return {k: raw[k].reshape(len(raw[k]), *self.shapes[k]).to(self.dtypes[k]) for k in names}
 
     def column(self, name: str, idx: Tensor | list[int] | range) -> Tensor:
