@@ -7,17 +7,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
-from functools import partial
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
-from ws_fm.refiners import FlowMatching
-from ws_fm.solvers import SolveResult, solve
+from ws_fm.solvers import solve
 from ws_fm.speedup import PARITY_TOLERANCE, better, mean_sem, reaches, within
 
 #: The cold flows' NFE grid (docs/design.md §2): quality-matched speed-ups are read off it.
@@ -28,30 +24,15 @@ __all__ = [
     "quiet",
     "bench_trainer",
     "timed",
-    "sample_and_time",
     "cold_nfe_at_equal_step",
-    "train_in_workers",
     "WorkerPool",
-    "RefinerJob",
     "Resample",
+    "fill_seeds",
+    "parity_bound",
+    "judge_setting",
+    "setting_key",
     "seed_statistics",
 ]
-
-
-@dataclass(frozen=True)
-class RefinerJob:
-    """One refiner a benchmark trains: a cold flow, or a warm one from ``draft`` at ``t0``."""
-
-    method: str  # cold_fm | ws_fm | cold_dfm | ws_dfm
-    coupling: str
-    t0: float = 0.0
-    draft: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.method}/{self.coupling}" + (
-            f"/{self.draft}/t0={self.t0}" if self.draft else ""
-        )
 
 
 def quiet() -> None:
@@ -94,25 +75,6 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
     return out, best
 
 
-def sample_and_time(
-    model: FlowMatching,
-    solver: str,
-    steps: int | None,
-    n_eval: int,
-    n_time: int,
-    repeats: int,
-    source: torch.Tensor | None = None,
-    time_source: torch.Tensor | None = None,
-) -> tuple[SolveResult, float]:
-    """``n_eval`` samples for the quality, and the best time of ``repeats`` separate runs on
-    ``n_time`` samples (drafts pre-drawn, so that only the refinement is timed)."""
-    res = model.sample(n_eval, solver=solver, steps=steps, source=source)
-    _, sec = timed(
-        partial(model.sample, n_time, solver=solver, steps=steps, source=time_source), repeats
-    )
-    return res, sec
-
-
 def cold_nfe_at_equal_step(
     t0s: Iterable[float], steps: Iterable[int]
 ) -> dict[tuple[float, int], int]:
@@ -142,11 +104,11 @@ class WorkerPool:
     another job (the refiners of a draft trained in the pool) joins the queue when it can run.
     """
 
-    def __init__(self, workers: int, progress: Any = None, what: str = "jobs") -> None:
+    def __init__(self, workers: int, progress: Any = None, title: str = "jobs") -> None:
         self.pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
         self.pending: set[Future[Any]] = set()
         self.progress, self.submitted = progress, 0
-        self.task = progress.add_task(f"training {what}", total=0) if progress else None
+        self.task = progress.add_task(title, total=0) if progress else None
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -168,31 +130,63 @@ class WorkerPool:
             for fut in done:
                 res = fut.result()
                 if self.progress:
-                    label = res["job"].label if "job" in res else res.get("label", "")
-                    self.progress.update(self.task, advance=1, description=f"trained {label}")
+                    label = res.get("label", "") if isinstance(res, dict) else ""
+                    self.progress.update(self.task, advance=1, description=label)
                 yield res
-
-
-def train_in_workers(
-    train_one: Callable[..., dict[str, Any]],
-    profile: Any,
-    jobs: list[Any],
-    states: list[Any],
-    bank_dir: Path,
-    progress: Any = None,
-) -> list[dict[str, Any]]:
-    """``train_one(profile, job, draft_state, bank_dir)`` for every job in ``profile.workers``
-    spawned processes; results in job order, progress reported as each one finishes."""
-    with WorkerPool(profile.workers, progress, f"{len(jobs)} refiners") as pool:
-        for job, state in zip(jobs, states):
-            pool.submit(train_one, profile, job, state, bank_dir)
-        trained = list(pool.results())
-    return sorted(trained, key=lambda r: jobs.index(r["job"]))
 
 
 #: ``resample(row, k)``: the row's quality again, from the same model and settings, at the k-th
 #: further sampling seed.
 Resample = Callable[[dict[str, Any], int], float]
+
+
+def fill_seeds(r: dict[str, Any], resample: Resample, n_seeds: int) -> dict[str, Any]:
+    """``r`` with the seed fields (``quality_seeds``, ``quality_mean``, ``quality_sem``,
+    ``n_seeds``) of its seed-0 quality and ``n_seeds - 1`` resamples."""
+    qs = [r["quality"]] + [resample(r, k) for k in range(1, n_seeds)]
+    mean, sem, n = mean_sem(qs)
+    r.update(quality_seeds=qs, quality_mean=mean, quality_sem=sem, n_seeds=n)
+    return r
+
+
+def parity_bound(refs: list[dict[str, Any]], lower_is_better: bool = True) -> tuple[float, float]:
+    """The reference mean (best candidate by seed mean) and the screening bound: the parity band
+    around it plus three of the reference's per-seed standard deviations."""
+    lib = lower_is_better
+    ref = refs[0]
+    for r in refs[1:]:
+        ref = r if better(r["quality_mean"], ref["quality_mean"], lib) else ref
+    std = ref["quality_sem"] * ref["n_seeds"] ** 0.5
+    margin = PARITY_TOLERANCE * abs(ref["quality_mean"]) + 3 * std
+    return ref["quality_mean"], ref["quality_mean"] + (margin if lib else -margin)
+
+
+def judge_setting(
+    group: list[dict[str, Any]],
+    resample: Resample,
+    ref_mean: float,
+    bound: float,
+    n_seeds: int,
+    lower_is_better: bool = True,
+) -> list[dict[str, Any]]:
+    """One warm setting's Euler rows, in order of NFE, resampled until one is at parity on the
+    means (its operating point); costlier rows are ``not_judged`` and rows whose seed-0 quality
+    is beyond ``bound`` are ``screened_out`` (one draw, not at parity).  Updated in place."""
+    found = False
+    for r in sorted(group, key=lambda r: r["nfe"]):
+        if found:
+            r.update(quality_mean=r["quality"], quality_sem=None, n_seeds=1, not_judged=True)
+        elif not reaches(r["quality"], bound, lower_is_better):
+            r.update(quality_mean=r["quality"], quality_sem=None, n_seeds=1, screened_out=True)
+        else:
+            fill_seeds(r, resample, n_seeds)
+            found = within(r["quality_mean"], ref_mean, PARITY_TOLERANCE, lower_is_better)
+    return group
+
+
+def setting_key(r: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes one warm setting: method, draft, t0 and coupling (within a data set)."""
+    return (r["dataset"], r["method"], r.get("draft", ""), r["t0"], r["coupling"])
 
 
 def seed_statistics(
@@ -204,67 +198,27 @@ def seed_statistics(
     cold_method: str,
     warm_method: str,
     lower_is_better: bool = True,
-    progress: Any = None,
 ) -> None:
     """Give every row a parity judgment can rest on the mean of ``n_seeds`` sampling seeds.
 
     One draw of the quality moves by about as much as the parity band (FID on 1,000 samples: ~10%
     against 5%), so parity is judged on seed means (``ws_fm.speedup.mean_sem``).  Resampled, in
-    place (fields ``quality_seeds``, ``quality_mean``, ``quality_sem``, ``n_seeds``):
-
-    - every reference candidate (each cold flow's Euler row at ``reference_steps``);
-    - per warm setting (method, draft, t0, coupling), its Euler rows in order of NFE whose seed-0
-      quality is within the parity band of the reference mean plus three of the reference's
-      per-seed standard deviations, until one is at parity on the means: that is the setting's
-      operating point (the cheapest NFE at parity), and its costlier rows are not judged
-      (``at_parity`` None, ``not_judged``).  A row beyond the screen is more than three standard
-      deviations from parity on one draw; it keeps ``n_seeds = 1`` and is marked
-      ``screened_out`` (not at parity).  This keeps the cost to the rows a judgment rests on.
+    place: every reference candidate (each cold flow's Euler row at ``reference_steps``), then
+    each warm setting by :func:`judge_setting` against the best candidate's :func:`parity_bound`.
+    This keeps the cost to the rows a judgment rests on.  (The benchmark engine runs the same
+    pieces, the settings in parallel.)
     """
     if n_seeds < 2:
         return
-    lib = lower_is_better
-
-    def fill(r: dict[str, Any]) -> None:
-        qs = [r["quality"]] + [resample(r, k) for k in range(1, n_seeds)]
-        mean, sem, n = mean_sem(qs)
-        r.update(quality_seeds=qs, quality_mean=mean, quality_sem=sem, n_seeds=n)
-
-    task = progress.add_task("seed means", total=0) if progress else None
-    done = 0  # rows resampled so far; the total is not known in advance (it stops at parity)
     for ds in dict.fromkeys(r["dataset"] for r in rows):
         euler = [r for r in rows if r["dataset"] == ds and r["solver"] == "euler"]
         refs = [r for r in euler if r["method"] == cold_method and r["steps"] == reference_steps]
         for r in refs:
-            fill(r)
-            done += 1
-            if progress:
-                progress.update(task, advance=1, total=done, description="seed means (reference)")
-        ref = refs[0]
-        for r in refs[1:]:
-            ref = r if better(r["quality_mean"], ref["quality_mean"], lib) else ref
-        std = ref["quality_sem"] * ref["n_seeds"] ** 0.5
-        margin = PARITY_TOLERANCE * abs(ref["quality_mean"]) + 3 * std
-        bound = ref["quality_mean"] + (margin if lib else -margin)
+            fill_seeds(r, resample, n_seeds)
+        ref_mean, bound = parity_bound(refs, lower_is_better)
         settings: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         for r in euler:
             if r["method"] == warm_method:
-                key = (r["method"], r.get("draft", ""), r["t0"], r["coupling"])
-                settings.setdefault(key, []).append(r)
+                settings.setdefault(setting_key(r), []).append(r)
         for group in settings.values():
-            found = False
-            for r in sorted(group, key=lambda r: r["nfe"]):
-                if found:
-                    r.update(
-                        quality_mean=r["quality"], quality_sem=None, n_seeds=1, not_judged=True
-                    )
-                elif not reaches(r["quality"], bound, lib):
-                    r.update(
-                        quality_mean=r["quality"], quality_sem=None, n_seeds=1, screened_out=True
-                    )
-                else:
-                    fill(r)
-                    found = within(r["quality_mean"], ref["quality_mean"], PARITY_TOLERANCE, lib)
-                    done += 1
-                    if progress:
-                        progress.update(task, advance=1, total=done, description="seed means")
+            judge_setting(group, resample, ref_mean, bound, n_seeds, lower_is_better)

@@ -1,185 +1,205 @@
-"""Benchmark profiles: each fixes the data, the methods swept and the training budget."""
+"""Benchmark profiles, as data: each names its task, methods, sweep, grids and budgets.
+
+``make benchmark PROFILE=<name>`` runs one through :func:`benchmarks.engine.run_profile`; the
+``-smoke`` profiles are seconds-long runs of the same code path, for the test suite.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import replace
 
-__all__ = ["ToyProfile", "PROFILES"]
+import torch
 
 from .common import NFE_GRID
+from .engine import Profile
+from .images import ImageTask
+from .text import TextTask
+from .toy import ToyTask
 
+__all__ = ["PROFILES", "profiles"]
 
-@dataclass(frozen=True)
-class ToyProfile:
-    """The paper's synthetic setting: cold FM (I-CFM, OT-CFM) and WS-FM on toy 2-D sets."""
+TOY = Profile(
+    name="toy",
+    task=ToyTask(),
+    drafts=("gmm",),
+    t0s=(0.5, 0.7, 0.8, 0.9),
+    sweep_couplings=("independent", "minibatch_ot"),
+    # 3x256 MLP, Adam with cosine decay, EMA of the weights; drafts drawn on the fly
+    train_steps=2000,
+    batch_size=256,
+    lr=2e-3,
+    ema_decay=0.995,
+    # sliced Wasserstein on 5,000 samples against 5,000 held-out points
+    n_eval=5000,
+    cold_grid=NFE_GRID,
+    warm_grid=NFE_GRID,
+    adaptive="all",
+    n_time=1000,
+    timing_repeats=3,
+)
 
-    name: str = "toy"
-    datasets: tuple[str, ...] = ("checkerboard", "moons", "8gaussians", "spirals")
-    t0s: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
-    couplings: tuple[str, ...] = ("independent", "minibatch_ot")
-    # Training: 3x256 MLP, Adam with cosine decay, EMA of the weights.
-    train_steps: int = 2000
-    batch_size: int = 256
-    lr: float = 2e-3
-    ema_decay: float = 0.995
-    hidden: int = 256
-    depth: int = 3
-    draft_components: int = 4
-    n_train: int = 20_000
-    # Evaluation: sliced Wasserstein between n_eval samples and n_eval held-out points.
-    n_eval: int = 5000
-    # Timing: best of timing_repeats runs on n_time samples, reported per 1,000 samples.
-    n_time: int = 1000
-    nfe_grid: tuple[int, ...] = NFE_GRID
-    reference_steps: int = 100
-    rtol: float = 1e-5
-    atol: float = 1e-5
-    timing_repeats: int = 3
-    # Parity is judged on the mean over n_seeds sampling seeds (benchmarks.common.seed_statistics).
-    n_seeds: int = 5
-    workers: int = 2
-    seed: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
+# Reduced to fit 15 minutes on 2 CPU cores: the t0 sweep with minibatch-OT pairs for every draft;
+# the independent ablation and nearest neighbour (with its memorisation figure) at t0 = 0.8.
+DIGITS = Profile(
+    name="digits",
+    task=ImageTask(),
+    drafts=("gaussian", "vae", "gan"),
+    t0s=(0.5, 0.7, 0.8, 0.9, 0.95),
+    ablation_couplings=("independent", "nearest_neighbour"),
+    train_steps=800,
+    batch_size=128,
+    lr=1e-3,
+    ema_decay=0.99,
+    draft_steps=1500,
+    bank_size=5000,
+    n_eval=1000,
+    warm_grid=(1, 2, 4, 8, 16, 32),
+    adaptive="cold",
+    n_time=250,
+    timing_repeats=2,
+)
 
+FASHION_MNIST_GPU = Profile(
+    name="fashion_mnist",
+    task=ImageTask(
+        source="fashion_mnist",
+        sample_shape=(1, 28, 28),
+        unet_channels=64,
+        channel_mults=(1, 2, 2),
+        inception_samples=10_000,
+    ),
+    drafts=("gaussian", "vae", "gan"),
+    t0s=(0.5, 0.7, 0.8, 0.9, 0.95),
+    ablation_couplings=("independent", "nearest_neighbour"),
+    draft_steps=3000,
+    train_steps=4000,
+    batch_size=256,
+    lr=5e-4,
+    ema_decay=0.999,
+    bank_size=20_000,
+    n_eval=10_000,
+    adaptive="cold+ablation",
+    n_time=1000,
+    workers=1,
+    accelerator="gpu",
+    note="GPU profile: Inception FID on 10,000 samples against the 10,000 test images.",
+)
 
-PROFILES: dict[str, ToyProfile] = {
-    "toy": ToyProfile(),
-    # A seconds-long run of the same code path, for the test suite.
-    "toy-smoke": ToyProfile(
+FASHION_MNIST_CPU = Profile(
+    name="fashion_mnist",
+    task=ImageTask(
+        source="fashion_mnist",
+        sample_shape=(1, 28, 28),
+        unet_channels=16,
+        channel_mults=(1, 2),
+        n_real=500,
+        inception_samples=500,
+    ),
+    drafts=("gaussian", "vae", "gan"),
+    t0s=(0.8,),
+    draft_steps=400,
+    train_steps=400,
+    batch_size=64,
+    bank_size=2000,
+    n_eval=500,
+    cold_grid=(1, 2, 4, 8, 16, 32, 64),
+    warm_grid=(1, 2, 4, 8, 16),
+    n_time=100,
+    n_seeds=3,
+    note=(
+        "CPU fallback (no GPU was available): t0 = 0.8 with minibatch-OT pairs only, 400 "
+        "training steps of a 16-channel UNet, FID on 500 samples against 500 test images; far "
+        "below the GPU profile's budget, so the FIDs are high and noisy."
+    ),
+)
+
+# The t0 sweep pairs each real sequence with the draft run along it (teacher forcing,
+# docs/design.md §1); the Hamming minibatch-OT ablation at t0 = 0.8 pairs free drafts.
+TEXT = Profile(
+    name="text",
+    task=TextTask(),
+    methods=("cold_dfm", "ws_dfm"),
+    drafts=("ngram", "lstm"),
+    cold_couplings=("independent",),
+    t0s=(0.5, 0.7, 0.8, 0.9),
+    sweep_couplings=("teacher_forced",),
+    ablation_couplings=("minibatch_ot",),
+    train_steps=500,
+    batch_size=64,
+    lr=1e-3,
+    optimizer="adamw",
+    draft_steps=1000,
+    bank_size=5000,
+    bank_sizes=(("teacher_forced", 10_000),),
+    n_eval=300,
+    cold_grid=(1, 2, 4, 8, 16, 32, 64),
+    warm_grid=(1, 2, 4, 8, 16),
+    adaptive="none",
+    n_time=100,
+    timing_repeats=1,
+)
+
+_SMOKE = dict(train_steps=3, n_seeds=2, workers=1, timing_repeats=1, reference_steps=4)
+
+PROFILES: dict[str, Profile] = {
+    "toy": TOY,
+    "toy-smoke": replace(
+        TOY,
         name="toy-smoke",
-        datasets=("checkerboard",),
+        task=ToyTask(sets=("checkerboard",), n_train=2000),
         t0s=(0.8,),
         train_steps=30,
-        n_train=2000,
         n_eval=500,
         n_time=200,
-        nfe_grid=(1, 2, 4),
+        cold_grid=(1, 2, 4),
+        warm_grid=(1, 2, 4),
         reference_steps=8,
         timing_repeats=1,
         n_seeds=2,
         workers=1,
     ),
+    "digits": DIGITS,
+    "digits-smoke": replace(
+        DIGITS,
+        name="digits-smoke",
+        task=ImageTask(
+            unet_channels=8, channel_mults=(1,), n_real=200, inception_samples=0, grid_samples=4
+        ),
+        drafts=("gaussian",),
+        t0s=(0.8,),
+        ablation_couplings=("independent",),
+        draft_steps=2,
+        bank_size=200,
+        n_eval=100,
+        cold_grid=(1, 2, 4),
+        warm_grid=(1, 2),
+        n_time=50,
+        **_SMOKE,
+    ),
+    "fashion_mnist-gpu": FASHION_MNIST_GPU,
+    "fashion_mnist-cpu": FASHION_MNIST_CPU,
+    "text": TEXT,
+    "text-smoke": replace(
+        TEXT,
+        name="text-smoke",
+        task=TextTask(seq_len=16, vocab_size=500, dim=32, depth=1, heads=2, n_real=40, n_show=2),
+        t0s=(0.8,),
+        draft_steps=3,
+        batch_size=16,
+        bank_size=64,
+        bank_sizes=(("teacher_forced", 256),),
+        n_eval=40,
+        cold_grid=(1, 2, 4),
+        warm_grid=(1, 2),
+        reference_steps=5,
+        n_time=20,
+        **{k: v for k, v in _SMOKE.items() if k != "reference_steps"},
+    ),
 }
 
 
-def _image_profiles() -> dict[str, object]:
-    import torch
-
-    from .images import ImageProfile
-
-    fashion_gpu, fashion_cpu = _fashion_mnist_profiles()
-    return {
-        # Reduced to fit 15 minutes on 2 CPU cores: see ImageProfile and the results file.
-        "digits": ImageProfile(),
-        # A seconds-long run of the same code path, for the test suite.
-        "digits-smoke": ImageProfile(
-            name="digits-smoke",
-            drafts=("gaussian",),
-            draft_steps=2,
-            t0s=(0.8,),
-            ablation_couplings=("independent",),
-            train_steps=3,
-            bank_size=200,
-            n_eval=100,
-            cold_grid=(1, 2, 4),
-            warm_grid=(1, 2),
-            reference_steps=4,
-            n_time=50,
-            timing_repeats=1,
-            inception_samples=0,
-            n_seeds=2,
-            n_real=200,
-            grid_samples=4,
-            workers=1,
-            unet_channels=8,
-            channel_mults=(1,),
-        ),
-        # One GPU where CUDA is available, else the labelled CPU fallback.
-        "fashion_mnist": fashion_gpu if torch.cuda.is_available() else fashion_cpu,
-        "fashion_mnist-gpu": fashion_gpu,
-        "fashion_mnist-cpu": fashion_cpu,
-    }
-
-
-def _fashion_mnist_profiles() -> tuple[object, object]:
-    from .images import ImageProfile
-
-    gpu = ImageProfile(
-        name="fashion_mnist",
-        source="fashion_mnist",
-        sample_shape=(1, 28, 28),
-        draft_steps=3000,
-        unet_channels=64,
-        channel_mults=(1, 2, 2),
-        train_steps=4000,
-        batch_size=256,
-        lr=5e-4,
-        ema_decay=0.999,
-        bank_size=20_000,
-        n_eval=10_000,
-        n_time=1000,
-        inception_samples=10_000,
-        workers=1,
-        accelerator="gpu",
-        note="GPU profile: Inception FID on 10,000 samples against the 10,000 test images.",
-    )
-    cpu = ImageProfile(
-        name="fashion_mnist",
-        source="fashion_mnist",
-        sample_shape=(1, 28, 28),
-        draft_steps=400,
-        t0s=(0.8,),
-        ablation_couplings=(),
-        unet_channels=16,
-        channel_mults=(1, 2),
-        train_steps=400,
-        batch_size=64,
-        bank_size=2000,
-        n_eval=500,
-        n_real=500,
-        cold_grid=(1, 2, 4, 8, 16, 32, 64),
-        warm_grid=(1, 2, 4, 8, 16),
-        n_time=100,
-        inception_samples=500,
-        n_seeds=3,
-        note=(
-            "CPU fallback (no GPU was available): t0 = 0.8 with minibatch-OT pairs only, "
-            "400 training steps of a 16-channel UNet, FID on 500 samples against 500 test "
-            "images; far below the GPU profile's budget, so the FIDs are high and noisy."
-        ),
-    )
-    return gpu, cpu
-
-
-def _text_profiles() -> dict[str, object]:
-    from .text import TextProfile
-
-    return {
-        "text": TextProfile(),
-        # A seconds-long run of the same code path, for the test suite.
-        "text-smoke": TextProfile(
-            name="text-smoke",
-            seq_len=16,
-            vocab_size=500,
-            drafts=("ngram", "lstm"),
-            lstm_steps=3,
-            t0s=(0.8,),
-            dim=32,
-            depth=1,
-            heads=2,
-            train_steps=3,
-            batch_size=16,
-            bank_size=64,
-            tf_bank_size=256,
-            n_eval=40,
-            n_real=40,
-            cold_grid=(1, 2, 4),
-            warm_grid=(1, 2),
-            reference_steps=5,
-            n_time=20,
-            timing_repeats=1,
-            n_show=2,
-            n_seeds=2,
-            workers=1,
-        ),
-    }
+def profiles() -> dict[str, Profile]:
+    """Every profile by name; ``fashion_mnist`` is the GPU profile where CUDA is available,
+    else the labelled CPU fallback."""
+    gpu = torch.cuda.is_available()
+    return {**PROFILES, "fashion_mnist": FASHION_MNIST_GPU if gpu else FASHION_MNIST_CPU}

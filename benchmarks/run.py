@@ -10,16 +10,13 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .images import run_images
-from .profiles import PROFILES, ToyProfile, _image_profiles, _text_profiles
+from .engine import run_profile
+from .profiles import profiles
 from .report import build_report, device_name, rich_table, write_report, write_sample_grids
-from .text import TextProfile, run_text
-from .toy import run_toy
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -69,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.profile == "ot_solvers":
         return run_ot_profile(args.out, argv)
-    profiles: dict[str, Any] = {**PROFILES, **_image_profiles(), **_text_profiles()}
-    if args.profile not in profiles:
-        parser.error(f"unknown --profile {args.profile!r}; choose one of {', '.join(profiles)}")
-    profile = profiles[args.profile]
+    known = profiles()
+    if args.profile not in known:
+        parser.error(f"unknown --profile {args.profile!r}; choose one of {', '.join(known)}")
+    profile = known[args.profile]
     if args.workers is not None:
         profile = replace(profile, workers=args.workers)
     console = Console()
@@ -95,31 +92,19 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         progress = LineProgress(console)
-    with progress:
-        if isinstance(profile, ToyProfile):
-            result = run_toy(profile, progress)
-            metric, grid, ref_steps = (
-                "sliced_wasserstein",
-                profile.nfe_grid,
-                profile.reference_steps,
-            )
-        else:
-            text = isinstance(profile, TextProfile)
-            with tempfile.TemporaryDirectory(prefix="ws_fm-bench-") as work:
-                result = (run_text if text else run_images)(profile, Path(work), progress)
-            metric = "frechet_minilm" if text else "fid_classifier"
-            grid, ref_steps = profile.cold_grid, profile.reference_steps
+    with progress, tempfile.TemporaryDirectory(prefix="ws_fm-bench-") as work:
+        result = run_profile(profile, Path(work), progress)
     report = build_report(
         result.pop("rows"),
         profile=profile.name,
         command=command,
         date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        metric=metric,
-        lower_is_better=True,
-        nfe_grid=grid,
-        reference_steps=ref_steps,
-        cold_method="cold_dfm" if isinstance(profile, TextProfile) else "cold_fm",
-        warm_method="ws_dfm" if isinstance(profile, TextProfile) else "ws_fm",
+        metric=profile.task.metric,
+        lower_is_better=profile.lower_is_better,
+        nfe_grid=profile.cold_grid,
+        reference_steps=profile.reference_steps,
+        cold_method=profile.methods[0],
+        warm_method=profile.methods[1],
         cold_nfe_at_equal_step=result.pop("cold_nfe_at_equal_step"),
         extra=result,
     )

@@ -1,197 +1,77 @@
-"""The toy profile: train cold FM and WS-FM on each toy set, then measure quality against NFE."""
+"""The toy task: cold FM (I-CFM, OT-CFM) and WS-FM on 2-D sets, scored by sliced Wasserstein."""
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
-from functools import partial
-from multiprocessing import get_context
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import torch
-from lightning.pytorch.callbacks import EMAWeightAveraging
+from torch import nn
 
 from ws_fm.data import ToyDataModule
 from ws_fm.drafts import GaussianMixtureDraft
 from ws_fm.metrics import sliced_wasserstein
 from ws_fm.nets import MLP
-from ws_fm.refiners import FlowMatching, WarmStartFlowMatching
 
-from .common import (
-    bench_trainer,
-    cold_nfe_at_equal_step,
-    quiet,
-    sample_and_time,
-    seed_statistics,
-    timed,
-)
-from .profiles import ToyProfile
+if TYPE_CHECKING:
+    from .engine import Profile, Run
 
-__all__ = ["Job", "jobs", "build_model", "train_job", "run_toy"]
+__all__ = ["ToyTask"]
 
 
 @dataclass(frozen=True)
-class Job:
-    dataset: str
-    method: str  # cold_fm | ws_fm
-    coupling: str
-    t0: float = 0.0
+class ToyTask:
+    """The paper's synthetic setting: a 3x256 MLP on each toy set; the draft is a Gaussian
+    mixture (``"gmm"``) fitted to the training points."""
 
-    @property
-    def label(self) -> str:
-        return f"{self.dataset}/{self.method}/{self.coupling}" + (
-            f"/t0={self.t0}" if self.method == "ws_fm" else ""
+    sets: tuple[str, ...] = ("checkerboard", "moons", "8gaussians", "spirals")
+    n_train: int = 20_000
+    hidden: int = 256
+    depth: int = 3
+    draft_components: int = 4
+    rtol: float = 1e-5
+    atol: float = 1e-5
+    metric: str = "sliced_wasserstein"
+
+    def datasets(self) -> tuple[str, ...]:
+        return self.sets
+
+    def datamodule(self, p: Profile, dataset: str) -> ToyDataModule:
+        return ToyDataModule(
+            dataset, n_train=self.n_train, n_test=p.n_eval, batch_size=p.batch_size, seed=p.seed
         )
 
+    def network(self, p: Profile, dataset: str) -> nn.Module:
+        return MLP(dim=2, hidden=self.hidden, depth=self.depth)
 
-def jobs(p: ToyProfile) -> list[Job]:
-    out: list[Job] = []
-    for ds in p.datasets:
-        out += [Job(ds, "cold_fm", c) for c in p.couplings]
-        out += [Job(ds, "ws_fm", c, t0) for t0 in p.t0s for c in p.couplings]
-    return out
+    def draft(self, p: Profile, dataset: str, name: str) -> nn.Module:
+        if name != "gmm":
+            raise ValueError(f"the toy task has one draft, 'gmm'; got {name!r}")
+        return GaussianMixtureDraft(dim=2, n_components=self.draft_components, seed=p.seed)
 
+    def refiner_kwargs(self, p: Profile) -> dict[str, Any]:
+        return {"rtol": self.rtol, "atol": self.atol, "sample_shape": (2,)}
 
-def _datamodule(p: ToyProfile, job: Job) -> ToyDataModule:
-    return ToyDataModule(
-        job.dataset, n_train=p.n_train, n_test=p.n_eval, batch_size=p.batch_size, seed=p.seed
-    )
+    def evaluator(self, p: Profile, dataset: str) -> SlicedWasserstein:
+        return SlicedWasserstein(self.datamodule(p, dataset).test_data())
 
-
-def build_model(p: ToyProfile, job: Job) -> FlowMatching:
-    net = MLP(dim=2, hidden=p.hidden, depth=p.depth)
-    common: dict[str, Any] = dict(
-        optimizer=lambda params: torch.optim.Adam(params, lr=p.lr),
-        lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, p.train_steps),
-        rtol=p.rtol,
-        atol=p.atol,
-    )
-    if job.method == "cold_fm":
-        return FlowMatching(net, coupling=job.coupling, **common)
-    draft = GaussianMixtureDraft(dim=2, n_components=p.draft_components, seed=p.seed)
-    return WarmStartFlowMatching(net, draft, t0=job.t0, coupling=job.coupling, **common)
+    def extras(self, p: Profile, run: Run) -> dict[str, Any]:
+        """The metric's floor: ``n_eval`` training points against the held-out points."""
+        floors = {}
+        for ds in self.sets:
+            dm = self.datamodule(p, ds)
+            floors[ds] = sliced_wasserstein(dm.train_data()[: p.n_eval], dm.test_data())
+        return {"real_vs_real": floors}
 
 
-def train_job(p: ToyProfile, job: Job, threads: int = 1) -> dict[str, Any]:
-    """Train one model (in a worker process); returns its weights and training time."""
-    torch.set_num_threads(threads)
-    quiet()
-    L.seed_everything(p.seed, verbose=False)
-    model, dm = build_model(p, job), _datamodule(p, job)
-    trainer = bench_trainer(p.train_steps, [EMAWeightAveraging(decay=p.ema_decay)])
-    start = time.perf_counter()
-    trainer.fit(model, dm)
-    return {
-        "job": job,
-        "state_dict": model.state_dict(),
-        "train_seconds": time.perf_counter() - start,
-    }
+class SlicedWasserstein:
+    """Sliced Wasserstein distance to the held-out points."""
 
+    def __init__(self, test: torch.Tensor) -> None:
+        self.test = test
 
-def load_model(p: ToyProfile, job: Job, state_dict: dict[str, torch.Tensor]) -> FlowMatching:
-    model = build_model(p, job)
-    model.load_state_dict(state_dict)
-    model.sample_shape = (2,)
-    return model.eval()
+    def quality(self, samples: torch.Tensor) -> float:
+        return sliced_wasserstein(samples, self.test)
 
-
-def evaluate(
-    p: ToyProfile, job: Job, model: FlowMatching, test: torch.Tensor
-) -> list[dict[str, Any]]:
-    """Quality and timing of one trained model on the NFE grid (Euler) and with dopri5.
-
-    Quality uses ``n_eval`` samples; time is the best of ``timing_repeats`` separate runs on
-    ``n_time`` samples, draft and refinement timed apart, all in this process.
-    """
-    torch.manual_seed(p.seed)
-    warm = job.method == "ws_fm"
-    per_1k = 1000 / p.n_time
-    draft = model.draw_source(p.n_eval) if warm else None
-    draft_time: torch.Tensor | None = None
-    draft_s = 0.0
-    if warm:
-        draft_time, draft_s = timed(partial(model.draw_source, p.n_time), p.timing_repeats)
-    steps_list = sorted(set(p.nfe_grid) | ({p.reference_steps} if not warm else set()))
-    settings = [("euler", s) for s in steps_list] + [("dopri5", None)]
-    rows = []
-    for solver, steps in settings:
-        res, sec = sample_and_time(
-            model, solver, steps, p.n_eval, p.n_time, p.timing_repeats, draft, draft_time
-        )
-        rows.append(
-            {
-                "dataset": job.dataset,
-                "method": job.method,
-                "t0": job.t0 if warm else 0.0,
-                "coupling": job.coupling,
-                "solver": solver,
-                "steps": steps,
-                "nfe": res.nfe,
-                "quality": sliced_wasserstein(res.samples, test),
-                "seconds_per_1k": sec * per_1k,
-                "draft_seconds_per_1k": draft_s * per_1k,
-            }
-        )
-    return rows
-
-
-def run_toy(p: ToyProfile, progress: Any = None) -> dict[str, Any]:
-    """Train every job (``p.workers`` processes), then evaluate all in this process."""
-    todo = jobs(p)
-    task = progress.add_task(f"training {len(todo)} models", total=len(todo)) if progress else None
-    trained: list[dict[str, Any]] = []
-    if p.workers > 1:
-        with ProcessPoolExecutor(p.workers, mp_context=get_context("spawn")) as pool:
-            for res in pool.map(train_job, [p] * len(todo), todo):
-                trained.append(res)
-                if progress:
-                    progress.update(task, advance=1, description=f"trained {res['job'].label}")
-    else:
-        for job in todo:
-            trained.append(train_job(p, job, threads=torch.get_num_threads()))
-            if progress:
-                progress.update(task, advance=1, description=f"trained {job.label}")
-
-    etask = progress.add_task("evaluating", total=len(trained)) if progress else None
-    rows: list[dict[str, Any]] = []
-    floors: dict[str, float] = {}
-    tests: dict[str, torch.Tensor] = {}
-    models: dict[Job, FlowMatching] = {}
-    for ds in p.datasets:
-        dm = ToyDataModule(ds, n_train=p.n_train, n_test=p.n_eval, seed=p.seed)
-        test = tests[ds] = dm.test_data()
-        floors[ds] = sliced_wasserstein(dm.train_data()[: p.n_eval], test)
-        for res in (r for r in trained if r["job"].dataset == ds):
-            job = res["job"]
-            models[job] = load_model(p, job, res["state_dict"])
-            rows += evaluate(p, job, models[job], test)
-            if progress:
-                progress.update(etask, advance=1, description=f"evaluated {job.label}")
-
-    def resample(r: dict[str, Any], k: int) -> float:
-        job = Job(
-            r["dataset"], r["method"], r["coupling"], r["t0"] if r["method"] == "ws_fm" else 0.0
-        )
-        torch.manual_seed(p.seed + k)
-        samples = models[job].sample(p.n_eval, solver="euler", steps=r["steps"]).samples
-        return sliced_wasserstein(samples, tests[r["dataset"]])
-
-    seed_statistics(
-        rows,
-        resample,
-        n_seeds=p.n_seeds,
-        reference_steps=p.reference_steps,
-        cold_method="cold_fm",
-        warm_method="ws_fm",
-        progress=progress,
-    )
-    cold_nfe = cold_nfe_at_equal_step(p.t0s, p.nfe_grid)
-    return {
-        "rows": rows,
-        "real_vs_real": floors,
-        "cold_nfe_at_equal_step": cold_nfe,
-        "train_seconds": {r["job"].label: r["train_seconds"] for r in trained},
-        "profile_settings": asdict(p),
-    }
+    def __call__(self, samples: torch.Tensor, source: torch.Tensor | None) -> dict[str, float]:
+        return {"quality": self.quality(samples)}
