@@ -37,7 +37,8 @@ class ImageTask:
     unet_channels: int = 16
     channel_mults: tuple[int, ...] = (1, 2)
     n_real: int = 0  # held-out images for the FID's real statistics; 0: the whole test split
-    inception_samples: int = 1000  # 0 skips the Inception FID
+    inception_samples: int = 500  # 0 skips the Inception FID
+    inception_real: int = 1000  # held-out images for its real statistics; 0: the whole split
     grid_samples: int = 32  # per method in <profile>_samples.png; 0: no grid
     metric: str = "fid_classifier"
 
@@ -108,6 +109,9 @@ class ImageTask:
         """Inception FID of the reference (best cold flow, Euler) and of the best warm point."""
         ref = reference_row(p, run.rows)
         best = best_warm_row(p, run.rows, ref)
+        if self.inception_real and self.inception_real < len(test):
+            g = torch.Generator().manual_seed(p.seed)
+            test = test[torch.randperm(len(test), generator=g)[: self.inception_real]]
         fid = FID(InceptionFeatures(), test, batch=50, device=p.device)
         out = []
         for r in (ref, best):
@@ -116,6 +120,7 @@ class ImageTask:
                     **{k: r[k] for k in ("method", "t0", "coupling", "steps", "nfe")},
                     "draft": r.get("draft"),
                     "n_samples": self.inception_samples,
+                    "n_real": len(test),
                     "fid_inception": fid(run.sample(r, self.inception_samples)),
                     "fid_classifier": r["quality"],
                 }

@@ -475,13 +475,15 @@ def _image_extras(report: dict[str, Any]) -> list[str]:
             "",
             "## Inception FID (reference and best warm setting)",
             "",
-            "| method | draft | coupling | t0 | NFE | samples | FID Inception | FID classifier |",
-            "|---|---|---|---|---|---|---|---|",
+            "| method | draft | coupling | t0 | NFE | samples | real images | FID Inception | "
+            "FID classifier |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in report["inception"]:
             lines.append(
                 f"| {r['method']} | {r['draft'] or '-'} | {r['coupling']} | {r['t0']:g} | "
-                f"{r['nfe']} | {r['n_samples']} | {_fmt(r['fid_inception'])} | "
+                f"{r['nfe']} | {r['n_samples']} | {r.get('n_real', '-')} | "
+                f"{_fmt(r['fid_inception'])} | "
                 f"{_fmt(r['fid_classifier'])} |"
             )
     if "real_nn_distance" in report:

@@ -5,6 +5,7 @@ Each leaves a marker file when it is used, so the test can see that the CLI buil
 
 from pathlib import Path
 
+import lightning as L
 import torch
 
 from ws_fm.couplings import Coupling
@@ -33,3 +34,16 @@ class FixedTime(TimeSampler):
     def draw_u(self, n, device):
         Path(self.marker).write_text(str(self.u))
         return torch.full((n,), self.u, device=device)
+
+
+class DieAtStep(L.Callback):
+    """Kills the process (no cleanup, like SIGKILL) when training reaches ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            import os
+
+            os._exit(3)

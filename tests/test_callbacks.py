@@ -47,7 +47,8 @@ def test_sample_grid_callback_writes_a_png_grid(tmp_path):
     trainer.fit(model, ImageDataModule("digits", batch_size=16))
     assert len(grid.saved) == 1
     img = Image.open(grid.saved[0])
-    assert img.size == (4 * 8 + 5 * 2, 4 * 8 + 5 * 2)  # 4x4 tiles of 8 px, 2 px padding
+    # 4x4 tiles of 8 px upscaled 8x to 64 px (a viewable size), 2 px padding
+    assert img.size == (4 * 64 + 5 * 2, 4 * 64 + 5 * 2)
 
 
 def test_speedup_callback_on_a_token_refiner():

@@ -23,5 +23,14 @@ __all__ = [
     "solve",
     "NFECounter",
     "SolveResult",
+    "load",
     "__version__",
 ]
+
+
+def __getattr__(name: str):  # lazy: ``import ws_fm`` stays free of Lightning
+    if name == "load":
+        from .checkpoints import load
+
+        return load
+    raise AttributeError(f"module 'ws_fm' has no attribute {name!r}")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["shutdown_process_group", "seed_rank"]
+__all__ = ["shutdown_process_group", "seed_rank", "rng_states", "restore_rng"]
 
 
 def shutdown_process_group() -> None:
@@ -42,3 +42,40 @@ def seed_rank(trainer: Any) -> int | None:
     np.random.seed(seed)
     random.seed(seed)
     return seed
+
+
+def rng_states() -> dict[str, Any]:
+    """The process's random states (torch CPU and CUDA, numpy, Python), for a checkpoint."""
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def restore_rng(trainer: Any, states: dict[str, Any] | None) -> None:
+    """Continue a resumed run's random streams where the checkpoint left them.
+
+    In a single process the saved states are restored, so that a resumed run draws what the
+    uninterrupted run would have drawn.  A checkpoint holds rank 0's states only, so under DDP
+    each rank is instead reseeded from (its initial seed, its rank, the resumed step): the ranks
+    keep distinct streams and the resume is reproducible, though not identical to an
+    uninterrupted run.
+    """
+    if not states:
+        return
+    world = int(getattr(trainer, "world_size", 1) or 1)
+    if world <= 1:
+        torch.set_rng_state(states["torch"])
+        if torch.cuda.is_available() and len(states.get("cuda", [])) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states["cuda"])
+        np.random.set_state(states["numpy"])
+        random.setstate(states["python"])
+        return
+    rank = int(getattr(trainer, "global_rank", 0) or 0)
+    step = int(getattr(trainer, "global_step", 0) or 0)
+    seed = (torch.initial_seed() + 1_000_003 * rank + 7_919 * step) % (2**32)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)

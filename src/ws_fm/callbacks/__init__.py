@@ -1,7 +1,9 @@
-"""Callbacks: FID during training, speed-up (NFE saved, wall-clock), sample grids and texts."""
+"""Callbacks: FID during training, speed-up (NFE saved, wall-clock), sample grids and texts,
+progress in steps, final checkpoints."""
 
 from .fid import FIDCallback
 from .final_checkpoint import FinalCheckpoint
+from .progress import StepProgressBar
 from .sample_grid import SampleGridCallback
 from .sample_text import SampleTextCallback
 from .speedup import SpeedupCallback
@@ -12,4 +14,5 @@ __all__ = [
     "SpeedupCallback",
     "SampleGridCallback",
     "SampleTextCallback",
+    "StepProgressBar",
 ]

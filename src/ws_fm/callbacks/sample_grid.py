@@ -8,14 +8,18 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from ..sampling import save_image_grid
 from .schedule import epoch_due
+from .weights import saved_weights
 
 __all__ = ["SampleGridCallback"]
 
 
 class SampleGridCallback(Callback):
     """Every ``every_n_epochs`` validation epochs, saves ``num_samples`` samples as a PNG grid
-    (``<log_dir>/samples/step_<global_step>.png``) and logs it to TensorBoard-style loggers.
+    (``<log_dir>/samples/step_<global_step>.png``, each image upscaled to at least 64 pixels) and
+    logs it to TensorBoard-style loggers.  The samples come from the weights a checkpoint saves
+    (the EMA weights where ``EMAWeightAveraging`` is on).
 
     Args:
         num_samples: images in the grid.
@@ -43,18 +47,14 @@ class SampleGridCallback(Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not epoch_due(trainer, self.every_n_epochs, rank_zero_only=True):
             return
-        from torchvision.utils import make_grid, save_image
-
-        x = pl_module.sample(self.num_samples, solver=self.solver, steps=self.steps).samples
-        grid = make_grid(
-            x.clamp(-1, 1).float().cpu(), nrow=self.nrow, normalize=True, value_range=(-1, 1)
-        )
+        with saved_weights(trainer, pl_module, self, "on_validation_epoch_end"):
+            x = pl_module.sample(self.num_samples, solver=self.solver, steps=self.steps).samples
         folder = Path(self.out_dir or trainer.log_dir or trainer.default_root_dir) / "samples"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"step_{trainer.global_step:07d}.png"
-        save_image(grid, path)
+        path = save_image_grid(x, folder / f"step_{trainer.global_step:07d}.png", self.nrow)
         self.saved.append(path)
         for logger in trainer.loggers:
             experiment = getattr(logger, "experiment", None)
             if hasattr(experiment, "add_image"):
-                experiment.add_image("samples", grid, trainer.global_step)
+                from torchvision.io import read_image
+
+                experiment.add_image("samples", read_image(str(path)), trainer.global_step)

@@ -7,9 +7,11 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
 
 from ..lookups import tokenizer_of
 from .schedule import epoch_due
+from .weights import saved_weights
 
 __all__ = ["SampleTextCallback"]
 
@@ -25,6 +27,9 @@ class SampleTextCallback(Callback):
         every_n_epochs: how often.
         out_dir: folder of ``samples.txt`` (default: the trainer's log dir).
         steps: sampling steps of a refiner (default: its ``sample_steps``).
+        print_samples: print each block to the console (rank zero) as well.
+
+    The samples come from the weights a checkpoint saves (EMA where it is on).
     """
 
     def __init__(
@@ -33,10 +38,11 @@ class SampleTextCallback(Callback):
         every_n_epochs: int = 1,
         out_dir: str | None = None,
         steps: int | None = None,
+        print_samples: bool = True,
     ) -> None:
         super().__init__()
         self.num_samples, self.every_n_epochs = num_samples, every_n_epochs
-        self.out_dir, self.steps = out_dir, steps
+        self.out_dir, self.steps, self.print_samples = out_dir, steps, print_samples
         self.texts: list[str] = []
 
     @torch.no_grad()
@@ -49,7 +55,8 @@ class SampleTextCallback(Callback):
                 "SampleTextCallback needs a DataModule with a tokenizer (ws_fm.data.TextDataModule)."
             )
         kwargs = {"steps": self.steps} if self.steps is not None else {}
-        out = pl_module.sample(self.num_samples, **kwargs)  # type: ignore[operator]
+        with saved_weights(trainer, pl_module, self, "on_validation_epoch_end"):
+            out = pl_module.sample(self.num_samples, **kwargs)  # type: ignore[operator]
         ids = getattr(out, "samples", out)
         self.texts = tok.decode_batch(ids.cpu().tolist())
         block = f"# step {trainer.global_step}\n" + "\n".join(f"- {t}" for t in self.texts)
@@ -57,6 +64,8 @@ class SampleTextCallback(Callback):
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "samples.txt", "a") as f:
             f.write(block + "\n\n")
+        if self.print_samples:
+            rank_zero_info(block)
         for logger in trainer.loggers:
             experiment = getattr(logger, "experiment", None)
             if hasattr(experiment, "add_text"):

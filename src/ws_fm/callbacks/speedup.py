@@ -39,14 +39,18 @@ def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
 
 
 class SpeedupCallback(Callback):
-    """Logs ``speedup/*`` and ``time/*`` at the end of every ``every_n_epochs`` validation epochs.
+    """Logs ``speedup/*`` and ``time/*`` at the end of fit, and at the end of every
+    ``every_n_epochs``-th validation epoch when that is positive.
+
+    Timing is cheap by default (200 samples, once at the end): a 100-step cold solve of 1,000
+    samples at every validation cost 18 s (130 s under load) on a 2-core CPU.
 
     Args:
         steps: the module's fixed steps on ``[t0, 1]`` (default: its ``sample_steps``).
         solver: fixed-step solver (default ``euler``).
         cold_steps: steps of the cold reference solve (default 100, the benchmark's reference).
         num_samples: samples per timing (at most 32 under ``fast_dev_run``).
-        every_n_epochs: how often.
+        every_n_epochs: also time every n-th validation epoch (0, the default: only at the end).
         cold_model: a trained cold system to time as the reference (default: the module's own
             network from ``t = 0``, see the module docstring).
     """
@@ -56,8 +60,8 @@ class SpeedupCallback(Callback):
         steps: int | None = None,
         solver: str = "euler",
         cold_steps: int = 100,
-        num_samples: int = 1000,
-        every_n_epochs: int = 1,
+        num_samples: int = 200,
+        every_n_epochs: int = 0,
         cold_model: torch.nn.Module | None = None,
     ) -> None:
         super().__init__()
@@ -110,3 +114,10 @@ class SpeedupCallback(Callback):
         )
         for key, value in self.last.items():
             pl_module.log(key, value, rank_zero_only=True)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.last = self.measure(
+            pl_module, min(self.num_samples, 32) if trainer.fast_dev_run else None
+        )
+        for logger in trainer.loggers:
+            logger.log_metrics(self.last, step=trainer.global_step)

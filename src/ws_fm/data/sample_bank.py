@@ -213,6 +213,13 @@ class SampleBank(torch.utils.data.Dataset):
             for start in it:
                 n = min(chunk, size - start)
                 cols = {k: v.reshape(n, -1).cpu() for k, v in fill(start, n, gen).items()}
+                for k, v in cols.items():
+                    if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                        raise ValueError(
+                            f"the generator produced non-finite values in column {k!r} (rows "
+                            f"{start}..{start + n}); no bank was written. Check the draft "
+                            "(a diverged training run?) before building a bank from it."
+                        )
                 for i in range(n):
                     yield {k: v[i].numpy() for k, v in cols.items()}
 
@@ -226,13 +233,19 @@ class SampleBank(torch.utils.data.Dataset):
         datasets.disable_progress_bars()  # the build shows its own progress
         try:
             with torch.no_grad():
-                ds = datasets.Dataset.from_generator(
-                    rows,
-                    features=features,
-                    cache_dir=str(tmp / "cache"),
-                    writer_batch_size=chunk,
-                    fingerprint=fingerprint,
-                )
+                try:
+                    ds = datasets.Dataset.from_generator(
+                        rows,
+                        features=features,
+                        cache_dir=str(tmp / "cache"),
+                        writer_batch_size=chunk,
+                        fingerprint=fingerprint,
+                    )
+                except datasets.exceptions.DatasetGenerationError as err:
+                    # our own refusal (non-finite drafts) reads better than datasets' wrapper
+                    if isinstance(err.__cause__, ValueError):
+                        raise err.__cause__ from None
+                    raise
             ds.save_to_disk(str(tmp / "bank"))
             del ds
             shutil.rmtree(tmp / "cache", ignore_errors=True)

@@ -96,6 +96,16 @@ class BPETokenizer:
         os.replace(tmp, path)
         return path
 
+    def to_json(self) -> dict[str, str]:
+        """The tokenizer as plain strings (what a refiner checkpoint stores to decode samples)."""
+        return {"tokenizer": self.tokenizer.to_str(), "fingerprint": self.fingerprint}  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> BPETokenizer:
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_str(data["tokenizer"]), data["fingerprint"])
+
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text).ids)  # type: ignore[attr-defined]
 

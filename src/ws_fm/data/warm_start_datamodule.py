@@ -241,6 +241,11 @@ class WarmStartDataModule(L.LightningDataModule):
             return None
         generator, coupling = request
         train = self.data.train_data()
+        # Refuse a draft that cannot serve this data before any draft is drawn.
+        model = model if model is not None else self._model()
+        check = getattr(model, "check_draft_against", None)
+        if check is not None:
+            check(train, getattr(self.data, "tokenizer", None))
         if hasattr(generator, "fit") and not getattr(generator, "is_fitted", True):
             generator.fit(train)
         trainer = self.trainer if model is None else getattr(model, "_trainer", None)

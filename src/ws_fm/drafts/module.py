@@ -10,13 +10,16 @@ import torch
 from torch import Tensor
 
 from .._copy import SharesFactoriesOnCopy
+from ..checkpoints import StandaloneCheckpoint
 from ..lookups import train_data_of
 
 __all__ = ["DraftModule", "ClosedFormDraft"]
 
 
-class DraftModule(SharesFactoriesOnCopy, L.LightningModule):
+class DraftModule(StandaloneCheckpoint, SharesFactoriesOnCopy, L.LightningModule):
     """A draft generator trained with Lightning; ``sample(n)`` makes ``n`` drafts in one pass.
+
+    Its checkpoints record the class (``ws_fm.load(path)`` and :class:`DraftCheckpoint` read it).
 
     Args:
         sample_shape: per-sample shape of the data, e.g. ``(1, 8, 8)``.

@@ -51,7 +51,9 @@ class TextDraftModule(DraftModule):
         self.tokenizer_fingerprint = tok.fingerprint
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["tokenizer_fingerprint"] = self.tokenizer_fingerprint
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.tokenizer_fingerprint = checkpoint.get("tokenizer_fingerprint")

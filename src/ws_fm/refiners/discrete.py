@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..couplings import Coupling
+from ..data.tokenizer import BPETokenizer
 from ..lookups import tokenizer_of
 from ..paths import KappaScheduler, MaskedPath, ProbabilityPath, WarmStart
 from ..solvers import SolveResult, discrete_euler, num_steps
@@ -85,6 +86,19 @@ class DiscreteFlowMatching(FlowMatching):
         """Cross-entropy of the predicted ``x1`` distribution on every position."""
         return F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), target.reshape(-1))
 
+    #: the data's tokenizer (set in ``setup``, saved in checkpoints), to decode samples
+    tokenizer: BPETokenizer | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.tokenizer is not None:
+            checkpoint["tokenizer"] = self.tokenizer.to_json()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if checkpoint.get("tokenizer"):
+            self.tokenizer = BPETokenizer.from_json(checkpoint["tokenizer"])
+
     def check_solver(self, solver: str | None) -> str:
         if solver not in (None, "euler"):
             raise ValueError(f"solver={solver!r}: discrete flows sample with 'euler' only.")
@@ -129,6 +143,8 @@ class DiscreteFlowMatching(FlowMatching):
                 f"the data's tokenizer has {tok.vocab_size} tokens but the network's vocab_size "
                 f"is {self.vocab_size}: set net vocab_size to {tok.vocab_size}."
             )
+        if tok is not None:
+            self.tokenizer = tok
         train = self.train_data()
         if train is not None and (train.dtype != torch.long or int(train.max()) >= self.mask_id):
             raise ValueError(
@@ -186,18 +202,25 @@ class WarmStartDiscreteFlowMatching(WarmStartMixin, DiscreteFlowMatching):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        train = self.train_data()
+        if train is not None:
+            self.check_draft_against(train, tokenizer_of(self._trainer))
+
+    def check_draft_against(self, train: Tensor, tokenizer: Any = None) -> None:
+        """Shape, vocabulary and tokenizer of the draft against the data's, before any bank is
+        built from it."""
+        super().check_draft_against(train, tokenizer)
         inner = getattr(self.draft, "draft", self.draft)  # DraftCheckpoint wraps the draft
         draft_vocab = getattr(inner, "vocab_size", self.vocab_size)
         if draft_vocab != self.vocab_size:
             raise ValueError(
-                f"the draft has vocab_size={draft_vocab} but the refiner {self.vocab_size}: "
-                "train the draft with the refiner's tokenizer."
+                f"the draft ({type(inner).__name__}) has vocab_size={draft_vocab} but the refiner "
+                f"{self.vocab_size}: train the draft with the refiner's tokenizer."
             )
-        tok = tokenizer_of(self._trainer)
         draft_fp = getattr(inner, "tokenizer_fingerprint", None)
-        if tok is not None and draft_fp and draft_fp != tok.fingerprint:
+        if tokenizer is not None and draft_fp and draft_fp != tokenizer.fingerprint:
             raise ValueError(
-                f"the draft was trained with another tokenizer ({draft_fp[:12]}...) than the "
-                f"refiner's data ({tok.fingerprint[:12]}...): retrain the draft on the same "
-                "corpus and tokenizer settings."
+                f"the draft ({type(inner).__name__}) was trained with another tokenizer "
+                f"({draft_fp[:12]}...) than the refiner's data ({tokenizer.fingerprint[:12]}...): "
+                "retrain the draft on the same corpus and tokenizer settings."
             )

@@ -22,7 +22,7 @@ it is passed to the backbone as keyword arguments, follows ``x1`` through the co
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -32,8 +32,9 @@ from torch import Tensor, nn
 
 from .._checks import check_choice, check_positive_int
 from .._copy import SharesFactoriesOnCopy
+from ..checkpoints import StandaloneCheckpoint
 from ..couplings import Coupling, resolve_coupling
-from ..distributed import seed_rank
+from ..distributed import restore_rng, rng_states, seed_rank
 from ..lookups import train_data_of
 from ..paths import AffinePath, PathSample, ProbabilityPath
 from ..solvers import FIXED_STEP_METHODS, SOLVERS, SolveResult, solve
@@ -44,7 +45,7 @@ __all__ = ["FlowMatching", "Cond"]
 Cond = dict[str, Tensor] | None
 
 
-class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
+class FlowMatching(StandaloneCheckpoint, SharesFactoriesOnCopy, L.LightningModule):
     """Cold-start flow matching from Gaussian noise.
 
     Args:
@@ -96,6 +97,8 @@ class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
 
     #: Token systems set this: couplings must then support integer sequences.
     is_discrete: bool = False
+    #: Module arguments saved (as skeletons) in checkpoints, so that a checkpoint loads alone.
+    checkpoint_modules: ClassVar[tuple[str, ...]] = ("net",)
 
     # ------------------------------------------------------------------ hooks
     def default_path(self) -> ProbabilityPath:
@@ -214,6 +217,7 @@ class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
         return_trajectory: bool = False,
         cond: Cond = None,
         generator: torch.Generator | None = None,
+        seed: int | None = None,
     ) -> SolveResult:
         """Draw ``n`` samples; returns them with the NFE counted on the backbone's calls.
 
@@ -227,8 +231,17 @@ class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
             return_trajectory: also return the intermediate states.
             cond: conditioning passed to the backbone (``n`` rows each).
             generator: random generator of the path's noise (and of a stochastic sampler).
+            seed: makes the call reproducible: every random draw (sources, drafts, noise) comes
+                from ``seed``, and the global random state is left as it was.
         """
         self.check_solver(solver)  # before any draft is drawn
+        if seed is not None:
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                return self.sample(
+                    n, solver, steps, step_size, source, return_trajectory, cond, generator
+                )
         source = self.sampling_source(n, source)
         x_start = self.path.start(source, self.path.draw_noise(source, generator))
         return self.integrate(
@@ -310,11 +323,19 @@ class FlowMatching(SharesFactoriesOnCopy, L.LightningModule):
         return self.sample_shape
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["sample_shape"] = self.sample_shape
+        checkpoint["rng_states"] = rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         shape = checkpoint.get("sample_shape")
         self.sample_shape = tuple(shape) if shape is not None else self.sample_shape
+        # restored when a resumed fit starts, not on a mere load_from_checkpoint
+        self._resume_rng_states = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        restore_rng(self._trainer, getattr(self, "_resume_rng_states", None))
+        self._resume_rng_states = None
 
     def configure_optimizers(self) -> Any:
         # Only the backbone trains: drafts and other attached modules stay fixed.

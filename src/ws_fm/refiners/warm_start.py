@@ -17,7 +17,7 @@ the wrapping of the cold path); :class:`WarmStartFlowMatching` and the discrete
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +38,7 @@ class WarmStartMixin:
     """
 
     draft: nn.Module
+    checkpoint_modules: ClassVar[tuple[str, ...]] = ("net", "draft")
 
     @staticmethod
     def check_draft(draft: Any) -> nn.Module:
@@ -96,16 +97,34 @@ class WarmStartMixin:
     def check_draft_shape(self) -> None:
         """Raise a ``ValueError`` before training when drafts and data differ in shape."""
         shape = self.sample_shape  # type: ignore[attr-defined]
-        if shape is None:
-            return
+        if shape is not None:
+            self._check_shape(tuple(shape))
+
+    def draft_shape(self) -> tuple[int, ...] | None:
+        """The shape of one draft, from the draft's declared ``sample_shape`` where it has one,
+        else from two samples of a fitted draft (None: not known before fitting)."""
+        declared = getattr(self.draft, "sample_shape", None)
+        if declared is not None:
+            return tuple(declared)
         if hasattr(self.draft, "is_fitted") and not self.draft.is_fitted:
-            return
-        got = tuple(self.draft.sample(2).shape[1:])
-        if got != tuple(shape):
+            return None
+        with torch.no_grad():
+            return tuple(self.draft.sample(2).shape[1:])
+
+    def _check_shape(self, data_shape: tuple[int, ...]) -> None:
+        got = self.draft_shape()
+        if got is not None and got != data_shape:
+            inner = getattr(self.draft, "draft", self.draft)
             raise ValueError(
-                f"draft samples have shape {got} but the data has shape {tuple(shape)}: "
-                "the draft must be trained on the same data (and resolution) as the refiner."
+                f"the draft ({type(inner).__name__}) makes samples of shape {got} but the data "
+                f"has shape {data_shape}: the draft must be trained on the same data (and "
+                "resolution) as the refiner."
             )
+
+    def check_draft_against(self, train: Tensor, tokenizer: Any = None) -> None:
+        """Refuse a draft that cannot serve this data, before any work is done on it (the
+        :class:`~ws_fm.data.WarmStartDataModule` calls this before it builds a bank)."""
+        self._check_shape(tuple(train.shape[1:]))
 
 
 class WarmStartFlowMatching(WarmStartMixin, FlowMatching):
