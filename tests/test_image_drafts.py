@@ -52,8 +52,22 @@ def test_draft_checkpoint_loads_and_missing_one_fails_early(tmp_path):
     assert loaded.sample(3).shape == (3, 1, 8, 8)
     with pytest.raises(FileNotFoundError, match="does not exist: train the draft first"):
         DraftCheckpoint(str(tmp_path / "nope.ckpt"), "ws_fm.drafts.VAEDraft")
-    with pytest.raises(ValueError, match="not a ws_fm.drafts.DraftModule subclass"):
+    with pytest.raises(ValueError, match="holds a VAEDraft, but draft_class asks for Linear"):
         DraftCheckpoint(str(ckpt), "torch.nn.Linear")
+    # a checkpoint without the recorded class (older versions) takes draft_class, checked
+    old = torch.load(ckpt, weights_only=False)
+    del old["ws_fm_class"]
+    torch.save(old, tmp_path / "old.ckpt")
+    assert DraftCheckpoint(str(tmp_path / "old.ckpt"), "ws_fm.drafts.VAEDraft").sample(2).shape == (
+        2,
+        1,
+        8,
+        8,
+    )
+    with pytest.raises(ValueError, match="not a ws_fm.drafts.DraftModule subclass"):
+        DraftCheckpoint(str(tmp_path / "old.ckpt"), "torch.nn.Linear")
+    with pytest.raises(ValueError, match="does not record its class: pass draft_class"):
+        DraftCheckpoint(str(tmp_path / "old.ckpt"))
 
 
 @pytest.mark.parametrize("r1_gamma, covers_modes", [(10.0, True), (0.0, False)])

@@ -69,7 +69,7 @@ def test_draft_shape_mismatch_fails_before_training(tmp_path):
     model = WarmStartFlowMatching(MLP(), WrongShapeDraft(), t0=0.5)
     before = [p.clone() for p in model.net.parameters()]
     with pytest.raises(
-        ValueError, match=r"draft samples have shape \(3,\) but the data has shape \(2,\)"
+        ValueError, match=r"makes samples of shape \(3,\) but the data has shape \(2,\)"
     ):
         quick_trainer(tmp_path).fit(model, _dm())
     assert all(torch.equal(a, b) for a, b in zip(before, model.net.parameters()))

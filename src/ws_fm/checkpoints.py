@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import io
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -72,6 +73,18 @@ def materialise(module: nn.Module) -> nn.Module:
     )
 
 
+def _to_bytes(module: nn.Module) -> bytes:
+    buf = io.BytesIO()
+    torch.save(module, buf)
+    return buf.getvalue()
+
+
+def _from_bytes(data: bytes | nn.Module) -> nn.Module:
+    if isinstance(data, nn.Module):
+        return data
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+
+
 def checkpoint_class(checkpoint: dict[str, Any]) -> type[L.LightningModule]:
     """The LightningModule class a checkpoint was saved from (``ws_fm_class``)."""
     name = checkpoint.get(CLASS_KEY)
@@ -110,8 +123,10 @@ class StandaloneCheckpoint:
         super().on_save_checkpoint(checkpoint)  # type: ignore[misc]
         cls = type(self)
         checkpoint[CLASS_KEY] = f"{cls.__module__}.{cls.__qualname__}"
+        # Pickled to bytes: the checkpoint itself stays loadable with torch.load(weights_only=True)
+        # (what Lightning does when it resumes a run); only ws_fm.load unpickles the skeletons.
         checkpoint[MODULES_KEY] = {
-            name: skeleton(getattr(self, name)) for name in self.checkpoint_modules
+            name: _to_bytes(skeleton(getattr(self, name))) for name in self.checkpoint_modules
         }
 
     @classmethod
@@ -128,13 +143,13 @@ class StandaloneCheckpoint:
         modules = _read(checkpoint_path).get(MODULES_KEY, {})
         for name, sk in modules.items():
             if name not in kwargs:
-                kwargs[name] = materialise(sk)
+                kwargs[name] = materialise(_from_bytes(sk))
+        kwargs.setdefault("weights_only", False)  # hyperparameters may hold objects
         return super().load_from_checkpoint(  # type: ignore[misc]
             checkpoint_path,
             map_location=map_location,
             hparams_file=hparams_file,
             strict=strict,
-            weights_only=False,
             **kwargs,
         )
 

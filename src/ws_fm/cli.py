@@ -19,6 +19,11 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LightningCLI
 
+# Imported so that LightningCLI knows ws_fm's systems, drafts and data modules: `fit --help`
+# lists them under --model / --data, and short class names resolve.
+from . import data as _data  # noqa: F401
+from . import drafts as _drafts  # noqa: F401
+from . import refiners as _refiners  # noqa: F401
 from .distributed import shutdown_process_group
 
 __all__ = ["WSFMCLI", "main"]
@@ -29,8 +34,9 @@ class WSFMCLI(LightningCLI):
     run's checkpoints, logs, samples and banks are."""
 
     def after_fit(self) -> None:
+        summary = run_summary(self.trainer)  # on every rank: trainer.log_dir is a collective
         if self.trainer.is_global_zero:
-            print(run_summary(self.trainer), flush=True)
+            print(summary, flush=True)
 
 
 def run_summary(trainer: L.Trainer) -> str:

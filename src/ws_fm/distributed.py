@@ -46,10 +46,18 @@ def seed_rank(trainer: Any) -> int | None:
 
 def rng_states() -> dict[str, Any]:
     """The process's random states (torch CPU and CUDA, numpy, Python), for a checkpoint."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # plain types and tensors only, so that checkpoints load with torch.load(weights_only=True)
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": np.random.get_state(),
+        "numpy": [
+            str(name),
+            torch.from_numpy(keys.astype(np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        ],
         "python": random.getstate(),
     }
 
@@ -70,7 +78,8 @@ def restore_rng(trainer: Any, states: dict[str, Any] | None) -> None:
         torch.set_rng_state(states["torch"])
         if torch.cuda.is_available() and len(states.get("cuda", [])) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(states["cuda"])
-        np.random.set_state(states["numpy"])
+        name, keys, pos, has_gauss, cached = states["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
         random.setstate(states["python"])
         return
     rank = int(getattr(trainer, "global_rank", 0) or 0)

@@ -5,7 +5,8 @@ drafts and the refinement apart, and writes them under ``out``:
 
 - ``samples.pt``: ``{"samples", "nfe", "draft_seconds", "refine_seconds", "settings"}``;
 - images (4-D samples): ``grid.png`` (upscaled to a viewable size) and ``images/000000.png`` ...;
-- text (token systems with a tokenizer in the checkpoint): ``samples.txt``, one line each.
+- text (token systems with a tokenizer in the checkpoint): ``samples.txt``, one sample a line
+  (line breaks inside a sample are written as ``\n`` / ``\r``).
 
 Every file is written beside its destination and renamed into place.
 """
@@ -151,7 +152,11 @@ def sample_to_files(
         files.append("images/")
     tok = getattr(model, "tokenizer", None)
     if tok is not None:
-        text = "\n".join(tok.decode_batch(samples.tolist())) + "\n"
+        # one sample a line: line breaks inside a sample are written as the two characters \n
+        lines = [
+            t.replace("\r", "\\r").replace("\n", "\\n") for t in tok.decode_batch(samples.tolist())
+        ]
+        text = "\n".join(lines) + "\n"
         files.append(_atomic(out / "samples.txt", lambda tmp: Path(tmp).write_text(text)).name)
     return SampleReport(
         out=str(out),

@@ -45,11 +45,15 @@ class SampleGridCallback(Callback):
 
     @torch.no_grad()
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not epoch_due(trainer, self.every_n_epochs, rank_zero_only=True):
+        if not epoch_due(trainer, self.every_n_epochs):
+            return
+        # trainer.log_dir is a collective under DDP: every rank asks, rank zero writes
+        log_dir = trainer.log_dir
+        if not trainer.is_global_zero:
             return
         with saved_weights(trainer, pl_module, self, "on_validation_epoch_end"):
             x = pl_module.sample(self.num_samples, solver=self.solver, steps=self.steps).samples
-        folder = Path(self.out_dir or trainer.log_dir or trainer.default_root_dir) / "samples"
+        folder = Path(self.out_dir or log_dir or trainer.default_root_dir) / "samples"
         path = save_image_grid(x, folder / f"step_{trainer.global_step:07d}.png", self.nrow)
         self.saved.append(path)
         for logger in trainer.loggers:

@@ -47,7 +47,11 @@ class SampleTextCallback(Callback):
 
     @torch.no_grad()
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not epoch_due(trainer, self.every_n_epochs, rank_zero_only=True):
+        if not epoch_due(trainer, self.every_n_epochs):
+            return
+        # trainer.log_dir is a collective under DDP: every rank asks, rank zero writes
+        log_dir = trainer.log_dir
+        if not trainer.is_global_zero:
             return
         tok = tokenizer_of(trainer)
         if tok is None:
@@ -60,7 +64,7 @@ class SampleTextCallback(Callback):
         ids = getattr(out, "samples", out)
         self.texts = tok.decode_batch(ids.cpu().tolist())
         block = f"# step {trainer.global_step}\n" + "\n".join(f"- {t}" for t in self.texts)
-        folder = Path(self.out_dir or trainer.log_dir or trainer.default_root_dir)
+        folder = Path(self.out_dir or log_dir or trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "samples.txt", "a") as f:
             f.write(block + "\n\n")

@@ -222,11 +222,13 @@ class WarmStartDataModule(L.LightningDataModule):
         return generator, coupling
 
     def bank_path(self, generator: nn.Module, coupling: Any) -> Path:
+        """``<bank_dir>/<bank_name>``, by default named after the draft, the number of rows the
+        bank holds (the coupling may hold fewer than asked: one per training sequence for
+        ``teacher_forced``) and, for precomputed pairs, the coupling."""
         inner = getattr(generator, "draft", generator)  # DraftCheckpoint wraps the loaded draft
         suffix = f"-{coupling.name}" if coupling.pairs_in_bank else ""
-        return self.bank_dir / (
-            self.bank_name or f"{type(inner).__name__}-{self.bank_size}{suffix}"
-        )
+        size = coupling.bank_size(self.bank_size, self.data.train_data())
+        return self.bank_dir / (self.bank_name or f"{type(inner).__name__}-{size}{suffix}")
 
     # ------------------------------------------------------------------ Lightning
     def prepare_data(self) -> None:

@@ -333,7 +333,9 @@ class FlowMatching(StandaloneCheckpoint, SharesFactoriesOnCopy, L.LightningModul
         # restored when a resumed fit starts, not on a mere load_from_checkpoint
         self._resume_rng_states = checkpoint.get("rng_states")
 
-    def on_train_start(self) -> None:
+    def on_train_epoch_start(self) -> None:
+        # At the first epoch start of a resumed fit, just before the epoch's data order is
+        # drawn, as it was drawn at that point of the uninterrupted run.
         restore_rng(self._trainer, getattr(self, "_resume_rng_states", None))
         self._resume_rng_states = None
 
