@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
 
@@ -21,9 +21,6 @@ from ws_fm.refiners import (
     WarmStartFlowMatching,
 )
 
-if TYPE_CHECKING:
-    from .engine import Profile, RefinerJob
-
 __all__ = ["Method", "METHODS", "register_method", "get_method"]
 
 #: ``build(net, draft, job, **kwargs)``: the LightningModule of one job (``draft`` None when cold).
@@ -32,13 +29,15 @@ Builder = Callable[..., FlowMatching]
 
 @dataclass(frozen=True)
 class Method:
-    """One benchmarked method: ``warm`` ones start from a draft at ``job.t0``."""
+    """One benchmarked method: ``warm`` ones start from a draft at ``job.t0``.  (``p`` is a
+    :class:`benchmarks.engine.Profile` and ``job`` a :class:`benchmarks.engine.RefinerJob`; the
+    engine imports this module, not the other way round.)"""
 
     name: str
     warm: bool
     build: Builder
 
-    def grid(self, p: Profile) -> tuple[int, ...]:
+    def grid(self, p: Any) -> tuple[int, ...]:
         """The Euler step counts it is scored on: the warm grid, or the cold grid with the
         reference budget (the reference quality is read off a cold flow's row)."""
         if self.warm:
@@ -64,14 +63,14 @@ def get_method(name: str) -> Method:
 
 
 def _cold(cls: type[FlowMatching]) -> Builder:
-    def build(net: nn.Module, draft: nn.Module | None, job: RefinerJob, **kw: Any) -> FlowMatching:
+    def build(net: nn.Module, draft: nn.Module | None, job: Any, **kw: Any) -> FlowMatching:
         return cls(net, coupling=job.coupling, **kw)
 
     return build
 
 
 def _warm(cls: type[FlowMatching]) -> Builder:
-    def build(net: nn.Module, draft: nn.Module | None, job: RefinerJob, **kw: Any) -> FlowMatching:
+    def build(net: nn.Module, draft: nn.Module | None, job: Any, **kw: Any) -> FlowMatching:
         if draft is None:
             raise ValueError(f"{job.method} needs a draft; the job {job.label} names none")
         return cls(net, draft, t0=job.t0, coupling=job.coupling, **kw)  # type: ignore[call-arg]
