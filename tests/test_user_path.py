@@ -301,3 +301,10 @@ def test_a_text_checkpoint_carries_its_tokenizer_and_samples_to_text(tmp_path):
     report = sample_to_files(loaded, 5, tmp_path / "out", seed=0)
     lines = (tmp_path / "out" / "samples.txt").read_text().split("\n")[:-1]
     assert len(lines) == 5 and report.nfe == 2 and "samples.txt" in report.files
+
+
+def test_fit_help_lists_the_ws_fm_systems(tmp_path):
+    out = run_ws_fm(["fit", "--help"], tmp_path)
+    text = " ".join(out.stdout.split())
+    for name in ("ws_fm.refiners.WarmStartFlowMatching", "ws_fm.drafts.VAEDraft"):
+        assert name in text
