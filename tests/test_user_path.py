@@ -308,3 +308,23 @@ def test_fit_help_lists_the_ws_fm_systems(tmp_path):
     text = " ".join(out.stdout.split())
     for name in ("ws_fm.refiners.WarmStartFlowMatching", "ws_fm.drafts.VAEDraft"):
         assert name in text
+
+
+def test_the_readme_walk_from_fit_to_samples_to_resume_runs_as_written(tmp_path):
+    """The README's "After fit" commands, run as written (from a folder holding the configs)."""
+    import os
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## After `fit`", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [c.split("#", 1)[0].strip() for c in block.strip().splitlines()]
+    commands = [c for c in commands if c]
+    assert [shlex.split(c)[1] for c in commands] == ["fit", "sample", "fit"]
+    os.symlink(ROOT / "lightning_configs", tmp_path / "lightning_configs")
+    outs = [run_ws_fm(shlex.split(c)[1:], tmp_path) for c in commands]
+    assert "fit finished at step 200" in outs[0].stdout
+    assert "wrote 1000 samples to samples/toy" in outs[1].stdout and "4 NFE" in outs[1].stdout
+    assert torch.load(tmp_path / "samples/toy/samples.pt")["samples"].shape == (1000, 2)
+    assert "fit finished at step 300" in outs[2].stdout
+    first = next(x for x in outs[2].stdout.splitlines() if x.startswith("step "))
+    assert first.startswith("step 2")  # continued from step 200, not from step 0
