@@ -139,7 +139,13 @@ def test_custom_coupling_subclass():
 def test_unknown_coupling_name_raises():
     with pytest.raises(ValueError, match="unknown coupling='ot'.*'minibatch_ot'"):
         get_coupling("ot")
-    assert set(COUPLINGS) == {"independent", "minibatch_ot", "nearest_neighbour", "teacher_forced"}
+    assert set(COUPLINGS) == {
+        "independent",
+        "minibatch_ot",
+        "nearest_neighbour",
+        "teacher_forced",
+        "teacher_pairs",
+    }
     with pytest.raises(ValueError, match="unknown solver='lapjv'"):
         MinibatchOTCoupling("lapjv")
 

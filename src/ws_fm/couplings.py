@@ -44,6 +44,7 @@ __all__ = [
     "MinibatchOTCoupling",
     "NearestNeighbourCoupling",
     "TeacherForcedCoupling",
+    "TeacherPairCoupling",
     "COUPLINGS",
     "OT_SOLVERS",
     "resolve_coupling",
@@ -318,6 +319,39 @@ class TeacherForcedCoupling(Coupling):
         return {"source": xd, "pair_index": torch.arange(start, start + n)}
 
 
+class TeacherPairCoupling(Coupling):
+    """Each noise ``z`` with the teacher's sample from it (ReFlow's and distillation's pairs).
+
+    The pairs exist only in the sample bank: its generator is a
+    :class:`ws_fm.teachers.TeacherPairSource`, whose ``pairs(n, generator)`` fills the columns
+    ``source`` (``z``) and ``target`` (``x1``); batches then train on them as they are.
+    """
+
+    name = "teacher_pairs"
+    supports_tokens = False
+    pairs_in_bank = True
+    pairs_in_batch = False
+
+    def __call__(
+        self, source: Tensor, x1: Tensor, cond: Cond = None
+    ) -> tuple[Tensor, Tensor, Cond]:
+        raise ValueError(
+            "teacher_pairs are precomputed in the sample bank from a teacher: train with "
+            "ws_fm.data.WarmStartDataModule and a ws_fm.teachers.TeacherPairSource generator."
+        )
+
+    def bank_rows(
+        self, generator: Any, start: int, n: int, reference: Tensor, rng: torch.Generator
+    ) -> dict[str, Tensor]:
+        if not hasattr(generator, "pairs"):
+            raise ValueError(
+                f"coupling='teacher_pairs' needs a generator with pairs(n, generator) (a "
+                f"ws_fm.teachers.TeacherPairSource); {type(generator).__name__} has none."
+            )
+        z, x1 = generator.pairs(n, generator=rng)
+        return {"source": z, "target": x1}
+
+
 COUPLINGS: dict[str, type[Coupling]] = {
     c.name: c
     for c in (
@@ -325,6 +359,7 @@ COUPLINGS: dict[str, type[Coupling]] = {
         MinibatchOTCoupling,
         NearestNeighbourCoupling,
         TeacherForcedCoupling,
+        TeacherPairCoupling,
     )
 }
 

@@ -242,8 +242,9 @@ class SampleBank(torch.utils.data.Dataset):
                         fingerprint=fingerprint,
                     )
                 except datasets.exceptions.DatasetGenerationError as err:
-                    # our own refusal (non-finite drafts) reads better than datasets' wrapper
-                    if isinstance(err.__cause__, ValueError):
+                    # the generator's own error (e.g. our refusal of non-finite drafts) reads
+                    # better than datasets' wrapper around it
+                    if isinstance(err.__cause__, Exception):
                         raise err.__cause__ from None
                     raise
             ds.save_to_disk(str(tmp / "bank"))

@@ -63,19 +63,26 @@ class DataWithSources(Dataset):
 
 
 class PairedSources(Dataset):
-    """Item ``j``: the ``j``-th source and its precomputed partner in the training data
+    """Item ``j``: the ``j``-th source and its precomputed partner: a row of the training data
     (``pair_index``: the nearest neighbour, or the sequence a teacher-forced draft was made
-    from)."""
+    from), or the bank's own ``target`` (a teacher's sample from that noise)."""
 
     def __init__(self, data: Tensor, bank: SampleBank) -> None:
-        if "pair_index" not in bank.columns:
-            raise ValueError(f"sample bank at {bank.path} has no pair_index column; rebuild it.")
+        if "pair_index" not in bank.columns and "target" not in bank.columns:
+            raise ValueError(
+                f"sample bank at {bank.path} has neither a pair_index nor a target column; "
+                "rebuild it."
+            )
         self.data, self.bank = data, bank
+        self.own_targets = "target" in bank.columns  # teacher pairs carry their endpoint
 
     def __len__(self) -> int:
         return len(self.bank)
 
     def __getitems__(self, idx: list[int]) -> dict[str, Any]:
+        if self.own_targets:
+            rows = self.bank.rows(idx, ("source", "target"))
+            return {"x1": rows["target"], "source": rows["source"], "paired": True}
         rows = self.bank.rows(idx, ("source", "pair_index"))
         return {"x1": self.data[rows["pair_index"]], "source": rows["source"], "paired": True}
 
@@ -120,10 +127,19 @@ def draft_bank(
     reference = reference.to(device)
     size = coupling.bank_size(size, reference)
 
-    def fill(start: int, n: int, rng: torch.Generator) -> dict[str, Tensor]:
-        return coupling.bank_rows(generator, start, n, reference, rng)
-
     inner = getattr(generator, "draft", generator)  # DraftCheckpoint wraps the loaded draft
+    info: dict[str, Any] = {
+        "generator_class": f"{type(inner).__module__}.{type(inner).__qualname__}",
+        "coupling": coupling.name or type(coupling).__name__,
+    }
+
+    def fill(start: int, n: int, rng: torch.Generator) -> dict[str, Tensor]:
+        rows = coupling.bank_rows(generator, start, n, reference, rng)
+        cost = getattr(generator, "generation_cost", None)
+        if cost is not None:  # e.g. the teacher NFE and seconds spent on teacher pairs
+            info["generation"] = dict(cost)  # written into meta.json once the bank is complete
+        return rows
+
     return SampleBank.get(
         path,
         fill,
@@ -134,10 +150,7 @@ def draft_bank(
         chunk=chunk,
         device=device,
         progress=progress,
-        info={
-            "generator_class": f"{type(inner).__module__}.{type(inner).__qualname__}",
-            "coupling": coupling.name or type(coupling).__name__,
-        },
+        info=info,
     )
 
 
