@@ -2,6 +2,7 @@
 
 from .discrete import DiscreteFlowMatching, WarmStartDiscreteFlowMatching
 from .flow_matching import FlowMatching
+from .reflow import ReFlow
 from .warm_start import WarmStartFlowMatching
 
 __all__ = [
@@ -9,4 +10,5 @@ __all__ = [
     "WarmStartFlowMatching",
     "DiscreteFlowMatching",
     "WarmStartDiscreteFlowMatching",
+    "ReFlow",
 ]

@@ -1,0 +1,105 @@
+"""ReFlow (issue 11, deliver 2, core): straighter trajectories and a better 1-step sample."""
+
+import lightning as L
+import pytest
+import torch
+from helpers import quick_trainer
+
+from ws_fm import load
+from ws_fm.callbacks import FinalCheckpoint
+from ws_fm.data import ToyDataModule, WarmStartDataModule
+from ws_fm.metrics import sliced_wasserstein
+from ws_fm.nets import MLP
+from ws_fm.refiners import FlowMatching, ReFlow
+
+
+@pytest.fixture(scope="module")
+def teacher_ckpt(tmp_path_factory):
+    """An I-CFM teacher on moons (independent pairs: curved trajectories)."""
+    tmp = tmp_path_factory.mktemp("reflow_teacher")
+    L.seed_everything(0)
+    model = FlowMatching(MLP(dim=2, hidden=64, depth=2), coupling="independent")
+    trainer = quick_trainer(
+        tmp, 600, max_epochs=-1, callbacks=[FinalCheckpoint(str(tmp / "teacher.ckpt"))]
+    )
+    trainer.fit(model, ToyDataModule("moons", n_train=4096, batch_size=256))
+    return tmp / "teacher.ckpt"
+
+
+def _straightness(model, n=512):
+    """Mean distance of an Euler-100 trajectory from the straight line between its ends."""
+    res = model.sample(n, steps=100, return_trajectory=True, seed=1)
+    traj = res.trajectory  # (steps + 1, n, 2)
+    t = torch.linspace(0, 1, traj.shape[0])[:, None, None]
+    line = (1 - t) * traj[0] + t * traj[-1]
+    return float((traj - line).norm(dim=-1).mean())
+
+
+def test_reflow_straightens_the_teacher_and_improves_its_one_step_sample(teacher_ckpt, tmp_path):
+    L.seed_everything(0)
+    student = ReFlow(
+        MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), teacher_solver="euler", teacher_steps=50
+    )
+    data = WarmStartDataModule(
+        ToyDataModule("moons", n_train=4096, batch_size=256),
+        bank_size=4096,
+        bank_dir=str(tmp_path / "banks"),
+        progress=False,
+    )
+    final = FinalCheckpoint(str(tmp_path / "reflow.ckpt"))
+    quick_trainer(tmp_path, 400, max_epochs=-1, callbacks=[final]).fit(student, data)
+    teacher = student.teacher
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    test = ToyDataModule("moons", n_train=4096, n_test=2000).test_data()
+
+    def one_step(model):
+        return sliced_wasserstein(model.sample(2000, steps=1, seed=2).samples, test)
+
+    assert _straightness(student) < 0.5 * _straightness(teacher)
+    assert one_step(student) < 0.7 * one_step(teacher)
+    # the student's checkpoint samples on its own (teacher included), as a refiner's does
+    loaded = load(tmp_path / "reflow.ckpt")
+    assert isinstance(loaded, ReFlow)
+    assert torch.allclose(
+        loaded.sample(8, steps=2, seed=0).samples, student.sample(8, steps=2, seed=0).samples
+    )
+
+
+def test_reflow_refuses_a_student_unlike_its_teacher_and_bad_input(teacher_ckpt, tmp_path):
+    with pytest.raises(ValueError, match="student's net differs from the teacher's"):
+        ReFlow(MLP(dim=2, hidden=32, depth=2), str(teacher_ckpt))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ReFlow(MLP(dim=2, hidden=64, depth=2), str(tmp_path / "missing.ckpt"))
+    with pytest.raises(ValueError, match="real_fraction=1.5"):
+        ReFlow(MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), real_fraction=1.5)
+    plain = ReFlow(MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt))
+    with pytest.raises(ValueError, match="trains on teacher pairs"):
+        quick_trainer(tmp_path, 1).fit(plain, ToyDataModule("moons", n_train=256, batch_size=64))
+
+
+def test_online_reflow_draws_fresh_pairs_and_mixes_real_data(teacher_ckpt, tmp_path):
+    L.seed_everything(0)
+    student = ReFlow(
+        MLP(dim=2, hidden=64, depth=2),
+        str(teacher_ckpt),
+        teacher_solver="euler",
+        teacher_steps=20,
+        online=True,
+        real_fraction=0.5,
+    )
+    before = student.pair_source.generation_cost["pairs"]
+    trainer = quick_trainer(tmp_path, 3, limit_val_batches=0)
+    trainer.fit(student, ToyDataModule("moons", n_train=512, batch_size=64))
+    assert student.pair_source.generation_cost["pairs"] == before + 3 * 64
+
+
+def test_real_fraction_replaces_that_share_of_pairs_by_noise_and_real_data(teacher_ckpt):
+    student = ReFlow(MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), real_fraction=0.5)
+    real = torch.full((100, 2), 7.0)  # recognisable real points
+    student.train_data = lambda: real
+    z, x1 = torch.zeros(4000, 2), torch.zeros(4000, 2)
+    torch.manual_seed(0)
+    source, target = student._mix_real(z, x1)
+    swapped = (target == 7.0).all(dim=1)
+    assert 0.45 < float(swapped.float().mean()) < 0.55
+    assert bool((source[swapped] != 0).all()) and bool((source[~swapped] == 0).all())
