@@ -103,3 +103,22 @@ def test_real_fraction_replaces_that_share_of_pairs_by_noise_and_real_data(teach
     swapped = (target == 7.0).all(dim=1)
     assert 0.45 < float(swapped.float().mean()) < 0.55
     assert bool((source[swapped] != 0).all()) and bool((source[~swapped] == 0).all())
+
+
+def test_u_shaped_time_follows_its_density():
+    from ws_fm.time_sampling import UShapedTime, resolve_time_sampler
+
+    torch.manual_seed(0)
+    u = UShapedTime(a=4.0).draw_u(200_000, "cpu")
+    assert float(u.min()) >= 0 and float(u.max()) <= 1
+    hist = torch.histc(u, bins=10, min=0, max=1) / len(u)
+    # expected mass per bin: integral of cosh(4 (u - 1/2)) / (2 sinh(2) / 4)
+    edges = torch.linspace(0, 1, 11)
+    cdf = (torch.sinh(4 * (edges - 0.5)) + torch.sinh(torch.tensor(2.0))) / (
+        2 * torch.sinh(torch.tensor(2.0))
+    )
+    assert torch.allclose(hist, cdf.diff(), atol=3e-3)
+    assert hist[0] > 3 * hist[5]  # U-shaped: the ends weigh more than the middle
+    assert isinstance(resolve_time_sampler("u_shaped"), UShapedTime)
+    with pytest.raises(ValueError, match="a=0"):
+        UShapedTime(a=0)
