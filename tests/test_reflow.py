@@ -122,3 +122,38 @@ def test_u_shaped_time_follows_its_density():
     assert isinstance(resolve_time_sampler("u_shaped"), UShapedTime)
     with pytest.raises(ValueError, match="a=0"):
         UShapedTime(a=0)
+
+
+def test_one_step_distillation_lands_nearer_the_teachers_endpoint(teacher_ckpt, tmp_path):
+    from ws_fm.refiners import OneStepDistillation
+
+    L.seed_everything(0)
+    student = OneStepDistillation(
+        MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), teacher_solver="euler", teacher_steps=50
+    )
+    data = WarmStartDataModule(
+        ToyDataModule("moons", n_train=4096, batch_size=256),
+        bank_size=4096,
+        bank_dir=str(tmp_path / "banks"),
+        progress=False,
+    )
+    final = FinalCheckpoint(str(tmp_path / "distill.ckpt"))
+    quick_trainer(tmp_path, 300, max_epochs=-1, callbacks=[final]).fit(student, data)
+    z = torch.randn(2000, 2, generator=torch.Generator().manual_seed(5))
+    teacher = student.teacher
+    from ws_fm.solvers import solve
+
+    x1 = solve(teacher.velocity(), z, 0.0, "euler", steps=50).samples  # the teacher's endpoint
+    teacher_1 = solve(teacher.velocity(), z, 0.0, "euler", steps=1).samples
+    student_1 = student.integrate(z, 0.0, "euler", steps=1)
+    assert student_1.nfe == 1
+    err_student = float((student_1.samples - x1).norm(dim=1).mean())
+    err_teacher = float((teacher_1 - x1).norm(dim=1).mean())
+    assert err_student < 0.5 * err_teacher
+    assert torch.allclose(student.generate(z), student_1.samples, atol=1e-5)  # G(z) = 1 Euler step
+    loaded = load(tmp_path / "distill.ckpt")
+    assert torch.allclose(loaded.generate(z), student.generate(z), atol=1e-6)
+    with pytest.raises(ValueError, match="distance"):
+        OneStepDistillation(MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), distance="lpips")
+    with pytest.raises(ValueError, match="needs a features network"):
+        OneStepDistillation(MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), feature_weight=1.0)

@@ -125,8 +125,9 @@ class StandaloneCheckpoint:
         checkpoint[CLASS_KEY] = f"{cls.__module__}.{cls.__qualname__}"
         # Pickled to bytes: the checkpoint itself stays loadable with torch.load(weights_only=True)
         # (what Lightning does when it resumes a run); only ws_fm.load unpickles the skeletons.
+        modules = {name: getattr(self, name, None) for name in self.checkpoint_modules}
         checkpoint[MODULES_KEY] = {
-            name: _to_bytes(skeleton(getattr(self, name))) for name in self.checkpoint_modules
+            name: _to_bytes(skeleton(m)) for name, m in modules.items() if m is not None
         }
 
     @classmethod

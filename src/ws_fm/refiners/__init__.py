@@ -1,6 +1,7 @@
 """Flow-matching refiners (Lightning systems)."""
 
 from .discrete import DiscreteFlowMatching, WarmStartDiscreteFlowMatching
+from .distillation import OneStepDistillation
 from .flow_matching import FlowMatching
 from .reflow import ReFlow
 from .warm_start import WarmStartFlowMatching
@@ -11,4 +12,5 @@ __all__ = [
     "DiscreteFlowMatching",
     "WarmStartDiscreteFlowMatching",
     "ReFlow",
+    "OneStepDistillation",
 ]

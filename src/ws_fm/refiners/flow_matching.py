@@ -83,7 +83,9 @@ class FlowMatching(StandaloneCheckpoint, SharesFactoriesOnCopy, L.LightningModul
         super().__init__()
         check_choice(solver, SOLVERS, "solver")
         check_positive_int(sample_steps, "sample_steps")
-        self.save_hyperparameters(ignore=["net", "draft", "teacher", "optimizer", "lr_scheduler"])
+        self.save_hyperparameters(
+            ignore=["net", "draft", "teacher", "features", "optimizer", "lr_scheduler"]
+        )
         self.net = net
         self.coupling: Coupling = resolve_coupling(coupling, tokens=self.is_discrete)
         self.time_sampler: TimeSampler = resolve_time_sampler(time_sampler)

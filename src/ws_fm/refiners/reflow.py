@@ -17,19 +17,19 @@ rounds by pointing each round's ``teacher`` at the previous round's checkpoint.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..paths import PathSample
-from ..teachers import TeacherPairSource
 from .flow_matching import Cond, FlowMatching
+from .teacher_pairs import TeacherPairsMixin
 
 __all__ = ["ReFlow"]
 
 
-class ReFlow(FlowMatching):
+class ReFlow(TeacherPairsMixin, FlowMatching):
     """A rectified flow trained on a frozen teacher's pairs.
 
     Args:
@@ -42,8 +42,6 @@ class ReFlow(FlowMatching):
         init_from_teacher: start from the teacher's weights.
         **kwargs: the remaining :class:`FlowMatching` arguments (time sampler, loss hooks, ...).
     """
-
-    checkpoint_modules: ClassVar[tuple[str, ...]] = ("net", "teacher")
 
     def __init__(
         self,
@@ -61,49 +59,19 @@ class ReFlow(FlowMatching):
     ) -> None:
         if not 0.0 <= real_fraction <= 1.0:
             raise ValueError(f"real_fraction={real_fraction} must lie in [0, 1].")
-        source = TeacherPairSource(
+        source = self.make_pair_source(
             teacher, teacher_solver, teacher_steps, teacher_rtol, teacher_atol
         )
         kwargs.setdefault("sample_shape", source.sample_shape)
-        if coupling is None:
-            coupling = "independent" if online else "teacher_pairs"
-        super().__init__(net, coupling=coupling, **kwargs)
-        self.pair_source = source
-        self.online, self.real_fraction = online, float(real_fraction)
-        if init_from_teacher:
-            try:
-                self.net.load_state_dict(source.teacher.net.state_dict())
-            except RuntimeError as err:
-                raise ValueError(
-                    "ReFlow(init_from_teacher=True): the student's net differs from the "
-                    f"teacher's ({str(err).splitlines()[0]}); give the student the teacher's "
-                    "architecture, or set init_from_teacher=False."
-                ) from None
-
-    @property
-    def teacher(self) -> nn.Module:
-        return self.pair_source.teacher
-
-    def train(self, mode: bool = True) -> Any:
-        # The teacher is frozen: keep it in eval mode (dropout, normalisation) always.
-        super().train(mode)
-        self.teacher.eval()
-        return self
-
-    def bank_generator(self) -> nn.Module | None:
-        """The teacher-pair source whose pairs the sample bank stores (None when online)."""
-        return None if self.online else self.pair_source
+        super().__init__(net, coupling=self.pair_coupling(coupling, online), **kwargs)
+        self.init_teacher_pairs(source, online, init_from_teacher, type(self).__name__)
+        self.real_fraction = float(real_fraction)
 
     def training_draw(self, batch: Any) -> tuple[PathSample, Cond]:
         x1, source, cond = self.unpack_batch(batch)
-        if self.online:
-            source, x1 = (a.to(self.device) for a in self.pair_source.pairs(x1.shape[0]))
-        elif not self.batch_is_paired(batch):
-            if self.training:
-                raise ValueError(
-                    "ReFlow trains on teacher pairs: give it a WarmStartDataModule (which builds "
-                    "them from the teacher into the sample bank) or set online=True."
-                )
+        if self.online or self.batch_is_paired(batch) or self.training:
+            source, x1 = self.teacher_batch(batch)
+        else:
             source = self.cold_source(x1.shape[0], like=x1)  # validation: plain data batches
         if self.real_fraction > 0 and self.training:
             source, x1 = self._mix_real(source, x1)
