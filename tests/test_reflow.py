@@ -26,6 +26,16 @@ def teacher_ckpt(tmp_path_factory):
     return tmp / "teacher.ckpt"
 
 
+def _pair_bank(tmp_path):
+    """A bank of the teacher's pairs for a moons student (4,096 pairs, batches of 256)."""
+    return WarmStartDataModule(
+        ToyDataModule("moons", n_train=4096, batch_size=256),
+        bank_size=4096,
+        bank_dir=str(tmp_path / "banks"),
+        progress=False,
+    )
+
+
 def _straightness(model, n=512):
     """Mean distance of an Euler-100 trajectory from the straight line between its ends."""
     res = model.sample(n, steps=100, return_trajectory=True, seed=1)
@@ -40,12 +50,7 @@ def test_reflow_straightens_the_teacher_and_improves_its_one_step_sample(teacher
     student = ReFlow(
         MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), teacher_solver="euler", teacher_steps=50
     )
-    data = WarmStartDataModule(
-        ToyDataModule("moons", n_train=4096, batch_size=256),
-        bank_size=4096,
-        bank_dir=str(tmp_path / "banks"),
-        progress=False,
-    )
+    data = _pair_bank(tmp_path)
     final = FinalCheckpoint(str(tmp_path / "reflow.ckpt"))
     quick_trainer(tmp_path, 400, max_epochs=-1, callbacks=[final]).fit(student, data)
     teacher = student.teacher
@@ -131,12 +136,7 @@ def test_one_step_distillation_lands_nearer_the_teachers_endpoint(teacher_ckpt, 
     student = OneStepDistillation(
         MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), teacher_solver="euler", teacher_steps=50
     )
-    data = WarmStartDataModule(
-        ToyDataModule("moons", n_train=4096, batch_size=256),
-        bank_size=4096,
-        bank_dir=str(tmp_path / "banks"),
-        progress=False,
-    )
+    data = _pair_bank(tmp_path)
     final = FinalCheckpoint(str(tmp_path / "distill.ckpt"))
     quick_trainer(tmp_path, 300, max_epochs=-1, callbacks=[final]).fit(student, data)
     z = torch.randn(2000, 2, generator=torch.Generator().manual_seed(5))

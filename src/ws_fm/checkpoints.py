@@ -108,7 +108,9 @@ def _read(path: str | Path) -> dict[str, Any]:
             f"checkpoint {path} does not exist; a run writes them under its checkpoint folder "
             "(e.g. runs/digits/ws_fm/checkpoints/last.ckpt)."
         )
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # memory-mapped: only the small entries read here (class, skeletons) are loaded, not the
+    # weights, which Lightning reads afterwards
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
 
 
 class StandaloneCheckpoint:

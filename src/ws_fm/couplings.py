@@ -43,6 +43,7 @@ __all__ = [
     "IndependentCoupling",
     "MinibatchOTCoupling",
     "NearestNeighbourCoupling",
+    "BankOnlyCoupling",
     "TeacherForcedCoupling",
     "TeacherPairCoupling",
     "COUPLINGS",
@@ -285,7 +286,24 @@ class NearestNeighbourCoupling(Coupling):
         return {"source": xd, "pair_index": nearest_indices(xd, reference)}
 
 
-class TeacherForcedCoupling(Coupling):
+class BankOnlyCoupling(Coupling):
+    """Base of couplings whose pairs exist only in the sample bank (nothing to pair in a batch):
+    subclasses implement :meth:`bank_rows` and say in ``built_from`` what fills the bank."""
+
+    pairs_in_bank = True
+    pairs_in_batch = False
+    built_from: ClassVar[str] = "the refiner's generator"
+
+    def __call__(
+        self, source: Tensor, x1: Tensor, cond: Cond = None
+    ) -> tuple[Tensor, Tensor, Cond]:
+        raise ValueError(
+            f"{self.name} pairs are precomputed in the sample bank: train with "
+            f"ws_fm.data.WarmStartDataModule, which builds them from {self.built_from}."
+        )
+
+
+class TeacherForcedCoupling(BankOnlyCoupling):
     """Each training sequence with the draft run along it (``generator.teacher_force(x1)``).
 
     The pairs exist only in the sample bank, which holds the first ``bank_size`` training
@@ -293,16 +311,7 @@ class TeacherForcedCoupling(Coupling):
     """
 
     name = "teacher_forced"
-    pairs_in_bank = True
-    pairs_in_batch = False
-
-    def __call__(
-        self, source: Tensor, x1: Tensor, cond: Cond = None
-    ) -> tuple[Tensor, Tensor, Cond]:
-        raise ValueError(
-            "teacher_forced pairs are precomputed in the sample bank: train with "
-            "ws_fm.data.WarmStartDataModule, which builds them from the refiner's draft."
-        )
+    built_from = "the refiner's draft"
 
     def bank_size(self, requested: int, reference: Tensor) -> int:
         return min(requested, len(reference))
@@ -319,7 +328,7 @@ class TeacherForcedCoupling(Coupling):
         return {"source": xd, "pair_index": torch.arange(start, start + n)}
 
 
-class TeacherPairCoupling(Coupling):
+class TeacherPairCoupling(BankOnlyCoupling):
     """Each noise ``z`` with the teacher's sample from it (ReFlow's and distillation's pairs).
 
     The pairs exist only in the sample bank: its generator is a
@@ -329,16 +338,7 @@ class TeacherPairCoupling(Coupling):
 
     name = "teacher_pairs"
     supports_tokens = False
-    pairs_in_bank = True
-    pairs_in_batch = False
-
-    def __call__(
-        self, source: Tensor, x1: Tensor, cond: Cond = None
-    ) -> tuple[Tensor, Tensor, Cond]:
-        raise ValueError(
-            "teacher_pairs are precomputed in the sample bank from a teacher: train with "
-            "ws_fm.data.WarmStartDataModule and a ws_fm.teachers.TeacherPairSource generator."
-        )
+    built_from = "a teacher (a ws_fm.teachers.TeacherPairSource generator)"
 
     def bank_rows(
         self, generator: Any, start: int, n: int, reference: Tensor, rng: torch.Generator

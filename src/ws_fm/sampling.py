@@ -13,8 +13,6 @@ Every file is written beside its destination and renamed into place.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_positive_int
+from ._files import atomic_write
 from .paths import WarmStart
 from .solvers import FIXED_STEP_METHODS
 
@@ -53,19 +52,6 @@ class SampleReport:
         )
 
 
-def _atomic(path: Path, write: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def upscale(x: Tensor, min_side: int = 64) -> Tensor:
     """Images ``(N, C, H, W)`` enlarged by an integer factor (nearest neighbour, no blur) so that
     each is at least ``min_side`` pixels on its shorter side."""
@@ -79,7 +65,7 @@ def save_image_grid(x: Tensor, path: str | Path, nrow: int = 8, min_side: int = 
 
     img = upscale(x.detach().float().clamp(-1, 1).cpu(), min_side)
     grid = make_grid(img, nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1.0)
-    return _atomic(Path(path), lambda tmp: save_image(grid, tmp, format="png"))
+    return atomic_write(Path(path), lambda tmp: save_image(grid, tmp, format="png"))
 
 
 def sample_to_files(
@@ -136,14 +122,14 @@ def sample_to_files(
         "refine_seconds": refine_s,
         "settings": settings,
     }
-    files.append(_atomic(out / "samples.pt", lambda tmp: torch.save(payload, tmp)).name)
+    files.append(atomic_write(out / "samples.pt", lambda tmp: torch.save(payload, tmp)).name)
     if samples.dim() == 4:
         files.append(save_image_grid(samples[:64], out / "grid.png").name)
         from torchvision.utils import save_image
 
         for i, img in enumerate(upscale(samples.clamp(-1, 1), 64)):
             dest = out / "images" / f"{i:06d}.png"
-            _atomic(
+            atomic_write(
                 dest,
                 lambda tmp, img=img: save_image(
                     img, tmp, normalize=True, value_range=(-1, 1), format="png"
@@ -157,7 +143,7 @@ def sample_to_files(
             t.replace("\r", "\\r").replace("\n", "\\n") for t in tok.decode_batch(samples.tolist())
         ]
         text = "\n".join(lines) + "\n"
-        files.append(_atomic(out / "samples.txt", lambda tmp: Path(tmp).write_text(text)).name)
+        files.append(atomic_write(out / "samples.txt", lambda tmp: Path(tmp).write_text(text)).name)
     return SampleReport(
         out=str(out),
         files=files,

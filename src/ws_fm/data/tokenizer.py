@@ -12,12 +12,11 @@ is a SHA-256 of the training text and the settings, so the same corpus and setti
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .._checks import check_positive_int
+from .._files import atomic_write
 
 __all__ = ["BPETokenizer", "tokenizer_fingerprint"]
 
@@ -88,13 +87,7 @@ class BPETokenizer:
         return tok
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        self.tokenizer.save(tmp)  # type: ignore[attr-defined]
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, self.tokenizer.save)  # type: ignore[attr-defined]
 
     def to_json(self) -> dict[str, str]:
         """The tokenizer as plain strings (what a refiner checkpoint stores to decode samples)."""

@@ -26,7 +26,7 @@ def load_draft(checkpoint: str | Path, draft_class: str | None = None) -> DraftM
             f"draft checkpoint {path} does not exist: train the draft first (e.g. `ws-fm fit --config "
             "lightning_configs/digits/draft_vae.yaml`) and pass the path of its .ckpt file."
         )
-    recorded = torch.load(path, map_location="cpu", weights_only=False).get(CLASS_KEY)
+    recorded = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get(CLASS_KEY)
     if draft_class is None and recorded is None:
         raise ValueError(
             f"draft checkpoint {path} does not record its class: pass draft_class (e.g. "
