@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from ._checks import check_choice, check_positive_int
 from .solvers import FIXED_STEP_METHODS, SOLVERS, solve
 
-__all__ = ["load_teacher", "TeacherPairSource"]
+__all__ = ["load_teacher", "resolve_teacher", "TeacherPairSource"]
 
 
 def load_teacher(checkpoint: str | Path, map_location: Any = "cpu") -> nn.Module:
@@ -34,6 +34,11 @@ def load_teacher(checkpoint: str | Path, map_location: Any = "cpu") -> nn.Module
 
     teacher = load(checkpoint, map_location=map_location)
     return _check_teacher(teacher, str(checkpoint))
+
+
+def resolve_teacher(teacher: nn.Module | str) -> nn.Module:
+    """A teacher given as a module (checked and frozen) or as its checkpoint's path (loaded)."""
+    return load_teacher(teacher) if isinstance(teacher, str) else _check_teacher(teacher)
 
 
 def _check_teacher(teacher: Any, where: str = "teacher") -> nn.Module:
@@ -77,9 +82,7 @@ class TeacherPairSource(nn.Module):
     ) -> None:
         super().__init__()
         self.checkpoint = teacher if isinstance(teacher, str) else None
-        self.teacher = (
-            load_teacher(teacher) if isinstance(teacher, str) else _check_teacher(teacher)
-        )
+        self.teacher = resolve_teacher(teacher)
         self.solver = check_choice(solver, SOLVERS, "solver")
         self.steps = check_positive_int(steps, "steps") if solver in FIXED_STEP_METHODS else None
         self.rtol, self.atol = float(rtol), float(atol)

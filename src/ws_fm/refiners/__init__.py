@@ -2,6 +2,7 @@
 
 from .discrete import DiscreteFlowMatching, WarmStartDiscreteFlowMatching
 from .distillation import OneStepDistillation
+from .fgm import FlowGeneratorMatching
 from .flow_matching import FlowMatching
 from .reflow import ReFlow
 from .warm_start import WarmStartFlowMatching
@@ -13,4 +14,5 @@ __all__ = [
     "WarmStartDiscreteFlowMatching",
     "ReFlow",
     "OneStepDistillation",
+    "FlowGeneratorMatching",
 ]

@@ -16,19 +16,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
 from .._checks import check_choice
+from ..losses import DISTANCES, distance
 from .flow_matching import FlowMatching
-from .teacher_pairs import TeacherPairsMixin
+from .teacher_pairs import OneStepGeneratorMixin, TeacherPairsMixin
 
-__all__ = ["OneStepDistillation", "DISTILL_LOSSES"]
-
-DISTILL_LOSSES = ("l2", "l1", "pseudo_huber")
+__all__ = ["OneStepDistillation"]
 
 
-class OneStepDistillation(TeacherPairsMixin, FlowMatching):
+class OneStepDistillation(OneStepGeneratorMixin, TeacherPairsMixin, FlowMatching):
     """A one-step generator distilled from a teacher's noise-to-sample pairs.
 
     Args:
@@ -67,7 +65,7 @@ class OneStepDistillation(TeacherPairsMixin, FlowMatching):
         kwargs.setdefault("sample_steps", 1)
         super().__init__(net, coupling=self.pair_coupling(coupling, online), **kwargs)
         self.init_teacher_pairs(source, online, init_from_teacher, type(self).__name__)
-        self.distance = check_choice(distance, DISTILL_LOSSES, "distance")
+        self.distance = check_choice(distance, DISTANCES, "distance")
         if feature_weight < 0:
             raise ValueError(f"feature_weight={feature_weight} must be >= 0.")
         if feature_weight > 0 and features is None:
@@ -75,23 +73,10 @@ class OneStepDistillation(TeacherPairsMixin, FlowMatching):
         self.features = features.eval().requires_grad_(False) if features is not None else None
         self.feature_weight = float(feature_weight)
 
-    def generate(self, z: Tensor) -> Tensor:
-        """``G(z) = z + v_theta(z, 0)``: one Euler step of the student from ``t = 0``."""
-        return z + self.net(z, torch.zeros(z.shape[0], device=z.device))
-
-    def endpoint_distance(self, pred: Tensor, target: Tensor) -> Tensor:
-        diff = (pred - target).flatten(1)
-        if self.distance == "l2":
-            return diff.pow(2).mean()
-        if self.distance == "l1":
-            return diff.abs().mean()
-        c = 0.00054 * diff.shape[1] ** 0.5
-        return (torch.sqrt(diff.pow(2).sum(1) + c**2) - c).mean()
-
     def distillation_loss(self, batch: Any) -> Tensor:
         z, x1 = self.teacher_batch(batch)
         pred = self.generate(z)
-        loss = self.endpoint_distance(pred, x1)
+        loss = distance(pred, x1, self.distance)
         if self.features is not None and self.feature_weight > 0:
             loss = (
                 loss + self.feature_weight * (self.features(pred) - self.features(x1)).pow(2).mean()

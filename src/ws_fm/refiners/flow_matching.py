@@ -84,7 +84,16 @@ class FlowMatching(StandaloneCheckpoint, SharesFactoriesOnCopy, L.LightningModul
         check_choice(solver, SOLVERS, "solver")
         check_positive_int(sample_steps, "sample_steps")
         self.save_hyperparameters(
-            ignore=["net", "draft", "teacher", "features", "optimizer", "lr_scheduler"]
+            ignore=[
+                "net",
+                "draft",
+                "teacher",
+                "features",
+                "online_flow",
+                "optimizer",
+                "online_optimizer",
+                "lr_scheduler",
+            ]
         )
         self.net = net
         self.coupling: Coupling = resolve_coupling(coupling, tokens=self.is_discrete)

@@ -12,7 +12,13 @@ builds them once from :meth:`bank_generator`, a :class:`~ws_fm.teachers.TeacherP
 with ``online=True``, fresh from the teacher at every step (Euler 20 in Rectified Flow's code).
 ``real_fraction`` replaces that fraction of each batch's pairs, on average, by independent
 (noise, real data) pairs: the mixing of real and synthetic endpoints across rounds.  Chain ``k``
-rounds by pointing each round's ``teacher`` at the previous round's checkpoint.
+rounds by pointing each round's ``teacher`` at the previous round's checkpoint, with a rising share
+``p`` of synthetic pairs (``real_fraction = 1 - p``, e.g. ``p`` = 0.4, 0.65, 0.9 over three rounds;
+``real_fraction = 0`` is classic 2-RF on pure teacher pairs).
+
+2-RF++ (Lee et al. 2024) options: ``time_sampler="u_shaped"`` (density ``∝ cosh(4 (t - 1/2))``)
+and ``distance="pseudo_huber"``, their ``(sqrt(||d||^2 + c^2) - c) / dim`` with ``c = 0.00054 dim``
+(:func:`ws_fm.losses.pseudo_huber`) in place of the squared error.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._checks import check_choice
+from ..losses import DISTANCES
+from ..losses import distance as distance_fn
 from ..paths import PathSample
 from .flow_matching import Cond, FlowMatching
 from .teacher_pairs import TeacherPairsMixin
@@ -40,6 +49,8 @@ class ReFlow(TeacherPairsMixin, FlowMatching):
         online: fresh pairs from the teacher at every training step (no bank).
         real_fraction: share of each batch's pairs replaced by (fresh noise, real data point).
         init_from_teacher: start from the teacher's weights.
+        distance: the velocity regression loss, ``l2`` (MSE, default) or 2-RF++'s
+            ``pseudo_huber`` (or ``l1``).
         **kwargs: the remaining :class:`FlowMatching` arguments (time sampler, loss hooks, ...).
     """
 
@@ -54,9 +65,11 @@ class ReFlow(TeacherPairsMixin, FlowMatching):
         online: bool = False,
         real_fraction: float = 0.0,
         init_from_teacher: bool = True,
+        distance: str = "l2",
         coupling: Any = None,
         **kwargs: Any,
     ) -> None:
+        check_choice(distance, DISTANCES, "distance")
         if not 0.0 <= real_fraction <= 1.0:
             raise ValueError(f"real_fraction={real_fraction} must lie in [0, 1].")
         source = self.make_pair_source(
@@ -66,6 +79,10 @@ class ReFlow(TeacherPairsMixin, FlowMatching):
         super().__init__(net, coupling=self.pair_coupling(coupling, online), **kwargs)
         self.init_teacher_pairs(source, online, init_from_teacher, type(self).__name__)
         self.real_fraction = float(real_fraction)
+        self.distance = distance
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return distance_fn(pred, target, self.distance, per_dim=True)
 
     def training_draw(self, batch: Any) -> tuple[PathSample, Cond]:
         x1, source, cond = self.unpack_batch(batch)
