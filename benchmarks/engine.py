@@ -9,10 +9,13 @@ budgets.  :func:`run_profile` runs any profile in four phases:
    flows.  As each draft is ready its sample banks are built here, through the DataModule (the
    refiner's coupling decides what a bank holds), and its refiners join the pool.  Each worker
    trains one refiner and scores it on its grid at sampling seed 0 (Euler on the method's grid;
-   dopri5 where the profile asks), so scoring overlaps training.
+   dopri5 where the profile asks), so scoring overlaps training.  The peers (``reflow``,
+   ``distill``, ``fgm``) wait for their teacher, the cold flow with ``teacher_coupling``: when it
+   is trained, the bank of its pairs is built here (ReFlow and distillation share it; its cost is
+   read from the bank's metadata) and the peers join the pool.
 2. **Seed means** (the pool): the reference candidates (each cold flow at ``reference_steps``),
-   then every warm setting in order of NFE until one is at parity
-   (:func:`benchmarks.common.judge_setting`), ``n_seeds`` seeds each.
+   then every other setting (warm, peers, and the cold flows below the reference budget) in order
+   of NFE until one is at parity (:func:`benchmarks.common.judge_setting`), ``n_seeds`` seeds each.
 3. **Timing** (this process, the pool shut down, one model after another): the best of
    ``timing_repeats`` runs on ``n_time`` samples per row, drafts pre-drawn and timed apart, so
    that every wall-clock ratio is measured in one process on one device.
@@ -141,6 +144,17 @@ class Profile:
     accelerator: str = "cpu"  # "gpu": one CUDA device
     note: str = ""  # printed and stored with the results (e.g. a CPU fallback's reductions)
     lower_is_better: bool = True
+    # The peers (benchmarks.methods: reflow, distill, fgm), taught by the cold flow with
+    # teacher_coupling; ReFlow and distillation train on a bank of pair_count teacher pairs
+    # (Euler at pair_steps), FGM online; peer_steps training steps each (0: train_steps).
+    peers: tuple[str, ...] = ()
+    teacher_coupling: str = "independent"
+    peer_steps: int = 0
+    pair_count: int = 0
+    pair_solver: str = "euler"
+    pair_steps: int = 100
+    fgm_lr: float = 1e-4
+    fgm_online_steps: int = 3
 
     @property
     def device(self) -> torch.device:
@@ -154,6 +168,12 @@ class Profile:
     def warm_method(self) -> Method:
         return get_method(self.methods[1])
 
+    def steps_of(self, job: RefinerJob) -> int:
+        """Training steps of ``job``'s refiner."""
+        if get_method(job.method).teacher and self.peer_steps:
+            return self.peer_steps
+        return self.train_steps
+
 
 @dataclass(frozen=True)
 class RefinerJob:
@@ -164,12 +184,23 @@ class RefinerJob:
     t0: float = 0.0
     draft: str = ""
     dataset: str = ""
+    teacher: str = ""  # a peer's: the coupling of the cold flow that teaches it
 
     @property
     def label(self) -> str:
-        return f"{self.dataset}/{self.method}/{self.coupling}" + (
-            f"/{self.draft}/t0={self.t0}" if self.draft else ""
+        return (
+            f"{self.dataset}/{self.method}/{self.coupling}"
+            + (f"/{self.draft}/t0={self.t0}" if self.draft else "")
+            + (f"/teacher={self.teacher}" if self.teacher else "")
         )
+
+    @property
+    def teacher_job(self) -> RefinerJob | None:
+        """The cold flow that teaches this peer (None for other methods)."""
+        if not self.teacher:
+            return None
+        # teachers are continuous cold flows (ws_fm.teachers refuses the discrete ones)
+        return RefinerJob("cold_fm", self.teacher, dataset=self.dataset)
 
     @property
     def draft_key(self) -> tuple[str, str]:
@@ -186,6 +217,14 @@ def jobs(p: Profile) -> list[RefinerJob]:
         for d in p.drafts:
             out += [RefinerJob(warm, c, t0, d, ds) for t0 in p.t0s for c in p.sweep_couplings]
             out += [RefinerJob(warm, c, p.ablation_t0, d, ds) for c in p.ablation_couplings]
+        for name in p.peers:
+            if p.teacher_coupling not in p.cold_couplings:
+                raise ValueError(
+                    f"profile {p.name}: teacher_coupling={p.teacher_coupling!r} is not among "
+                    f"its cold_couplings {p.cold_couplings}"
+                )
+            pairs = get_method(name).pairs
+            out.append(RefinerJob(name, pairs, dataset=ds, teacher=p.teacher_coupling))
     return out
 
 
@@ -195,15 +234,32 @@ def _optimizer(p: Profile) -> Any:
     return lambda params: cls(params, lr=p.lr)
 
 
-def build_refiner(p: Profile, job: RefinerJob, draft: nn.Module | None) -> FlowMatching:
-    return get_method(job.method).build(
-        p.task.network(p, job.dataset),
-        draft,
-        job,
+def build_refiner(
+    p: Profile, job: RefinerJob, draft: nn.Module | None, teacher: nn.Module | None = None
+) -> FlowMatching:
+    """``job``'s untrained refiner (a peer's from ``teacher``, or from an untrained cold flow
+    of the teacher's shape when its weights are loaded next)."""
+    method = get_method(job.method)
+    steps = p.steps_of(job)
+    kw: dict[str, Any] = dict(
         optimizer=_optimizer(p),
-        lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, p.train_steps),
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps),
         **p.task.refiner_kwargs(p),
     )
+    if method.teacher:
+        teacher_job = job.teacher_job
+        assert teacher_job is not None
+        kw.update(teacher=teacher or build_refiner(p, teacher_job, None), profile=p)
+    return method.build(p.task.network(p, job.dataset), draft, job, **kw)
+
+
+def load_teacher_of(p: Profile, job: RefinerJob, state: dict[str, Any]) -> FlowMatching:
+    """The trained cold flow that teaches ``job`` (a peer), from its weights."""
+    teacher_job = job.teacher_job
+    assert teacher_job is not None
+    teacher = build_refiner(p, teacher_job, None)
+    teacher.load_state_dict(state)
+    return teacher.eval()
 
 
 def load_draft(p: Profile, dataset: str, name: str, state: dict[str, Any]) -> nn.Module:
@@ -226,9 +282,14 @@ def training_data(p: Profile, job: RefinerJob, bank_dir: Path) -> L.LightningDat
     profile keeps one (its size from ``bank_size`` / ``bank_sizes``; what it holds from the
     refiner's coupling)."""
     data = p.task.datamodule(p, job.dataset)
-    if not job.draft or not p.bank_size:
+    if job.coupling == "teacher_pairs":
+        if not p.pair_count:
+            raise ValueError(f"profile {p.name} runs {job.method} but sets no pair_count")
+        size = p.pair_count
+    elif not job.draft or not p.bank_size:
         return data
-    size = dict(p.bank_sizes).get(job.coupling, p.bank_size) or len(data.train_data())
+    else:
+        size = dict(p.bank_sizes).get(job.coupling, p.bank_size) or len(data.train_data())
     return WarmStartDataModule(
         data,
         bank_size=size,
@@ -273,10 +334,10 @@ def settings(p: Profile, job: RefinerJob) -> list[tuple[str, int | None]]:
     adaptive = {
         "all": True,
         "none": False,
-        "cold": not method.warm,
-        "cold+ablation": not method.warm
+        "cold": not method.warm and not method.teacher,
+        "cold+ablation": (not method.warm and not method.teacher)
         or (job.t0 == p.ablation_t0 and job.coupling == p.sweep_couplings[0]),
-    }[p.adaptive]
+    }[p.adaptive] and not method.teacher  # the peers are few-step samplers: Euler only
     return out + ([("dopri5", None)] if adaptive else [])
 
 
@@ -328,16 +389,22 @@ def fit_draft(p: Profile, dataset: str, name: str) -> dict[str, Any]:
 
 
 def train_and_score(
-    p: Profile, job: RefinerJob, draft_state: dict[str, Any] | None, bank_dir: Path
+    p: Profile,
+    job: RefinerJob,
+    draft_state: dict[str, Any] | None,
+    bank_dir: Path,
+    teacher_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one refiner (reading its bank), then score it at seed 0 on its grid."""
+    """Train one refiner (reading its bank; a peer from its teacher's weights), then score it
+    at seed 0 on its grid."""
     _worker_setup(p)
     L.seed_everything(p.seed, verbose=False)
     draft = load_draft(p, job.dataset, job.draft, draft_state) if job.draft else None
-    model = build_refiner(p, job, draft)
+    teacher = load_teacher_of(p, job, teacher_state) if teacher_state is not None else None
+    model = build_refiner(p, job, draft, teacher)
     start = time.perf_counter()
     bench_trainer(
-        p.train_steps, [EMAWeightAveraging(decay=p.ema_decay)], accelerator=p.accelerator
+        p.steps_of(job), [EMAWeightAveraging(decay=p.ema_decay)], accelerator=p.accelerator
     ).fit(model, training_data(p, job, bank_dir))
     seconds = time.perf_counter() - start
     model = model.to(p.device).eval()
@@ -388,6 +455,8 @@ class Run:
     drafts: dict[tuple[str, str], nn.Module] = field(default_factory=dict)
     draft_seconds: dict[str, float] = field(default_factory=dict)
     train_seconds: dict[str, float] = field(default_factory=dict)
+    #: per peer label: the teacher pairs it trained on (pairs, network evaluations, seconds)
+    pair_costs: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def job_of(self, r: dict[str, Any]) -> RefinerJob:
         return RefinerJob(r["method"], r["coupling"], r["t0"], r.get("draft", ""), r["dataset"])
@@ -418,21 +487,39 @@ def _train_and_score_all(
         for job in mine:
             pool.submit(train_and_score, p, job, state, bank_dir)
 
+    def taught(teacher_job: RefinerJob, state: dict[str, Any]) -> None:
+        # The teacher is trained: build the bank of its pairs once (here, through the
+        # DataModule, as for drafts), then its students join the pool.
+        teacher = None
+        for job in [j for j in todo if j.teacher_job == teacher_job]:
+            data = training_data(p, job, bank_dir)
+            if isinstance(data, WarmStartDataModule):
+                teacher = teacher or load_teacher_of(p, job, state)
+                bank = data.prepare_bank(build_refiner(p, job, None, teacher))
+                assert bank is not None
+                run.pair_costs[job.label] = dict(bank.meta.get("generation", {}))
+            pool.submit(train_and_score, p, job, None, bank_dir, state)
+
     draft_keys = list(dict.fromkeys(j.draft_key for j in todo if j.draft))
     closed = [k for k in draft_keys if callable(getattr(p.task.draft(p, *k), "fit", None))]
     for key in draft_keys:
         if key not in closed:
             pool.submit(train_draft, p, *key)
     for job in todo:
-        if not job.draft:
+        if not job.draft and not job.teacher:
             pool.submit(train_and_score, p, job, None, bank_dir)
     for key in closed:  # seconds to fit: here, while the pool trains
         res = fit_draft(p, *key)
         ready(key, res["state_dict"], res["seconds"])
     trained = []
+    teacher_jobs = {j.teacher_job for j in todo if j.teacher}
+    teacher_states: dict[RefinerJob, dict[str, Any]] = {}
     for res in pool.results():
         if "job" in res:
             trained.append(res)
+            if res["job"] in teacher_jobs:
+                teacher_states[res["job"]] = res["state_dict"]
+                taught(res["job"], res["state_dict"])
         else:
             ready(res["key"], res["state_dict"], res["seconds"])
     trained.sort(key=lambda r: todo.index(r["job"]))
@@ -440,6 +527,18 @@ def _train_and_score_all(
         job = res["job"]
         run.models[job] = load_refiner(p, job, res["state_dict"], states.get(job.draft_key))
         run.train_seconds[res["job"].label] = res["train_seconds"]
+    for res in trained:  # rows carry their training cost (a peer's: beyond its teacher)
+        job = res["job"]
+        pairs = run.pair_costs.get(job.label, {})
+        for r in res["rows"]:
+            r["train_seconds"] = res["train_seconds"]
+            if job.teacher:
+                r.update(
+                    teacher=job.teacher,
+                    pair_count=int(pairs.get("pairs", 0)),
+                    pair_teacher_nfe=int(pairs.get("sample_nfe", 0)),
+                    pair_seconds=float(pairs.get("seconds", 0.0)),
+                )
     return trained
 
 
@@ -449,7 +548,7 @@ def _seed_means(p: Profile, pool: WorkerPool, trained: list[dict[str, Any]], run
     if p.n_seeds < 2:
         return
     by_job = {res["job"]: res for res in trained}
-    cold, warm = p.methods
+    cold = p.methods[0]
 
     def submit(job: RefinerJob, rows: list[dict[str, Any]], bound: Any) -> None:
         res = by_job[job]
@@ -479,9 +578,14 @@ def _seed_means(p: Profile, pool: WorkerPool, trained: list[dict[str, Any]], run
         ]
         bound = parity_bound(refs, p.lower_is_better)
         for job in by_job:
-            if job.method == warm and job.dataset == ds:
-                assert len({setting_key(r) for r in euler(job)}) == 1  # one setting per job
-                submit(job, euler(job), bound)
+            if job.dataset != ds:
+                continue
+            rows = euler(job)
+            if job.method == cold:  # below the reference budget (the reference has its seeds)
+                rows = [r for r in rows if r["steps"] < p.reference_steps]
+            assert len({setting_key(r) for r in rows}) <= 1  # one setting per job
+            if rows:
+                submit(job, rows, bound)
     collect()
 
 

@@ -1,7 +1,8 @@
 """The method registry: how each benchmarked method is built from a backbone, a draft and a job.
 
-A method is a name (``cold_fm``, ``ws_fm``, ``cold_dfm``, ``ws_dfm``; ``reflow``, ``distill`` and
-``fgm`` join with the peers), whether it starts from a draft, and a builder.  The engine
+A method is a name (``cold_fm``, ``ws_fm``, ``cold_dfm``, ``ws_dfm``, and the peers ``reflow``,
+``distill`` and ``fgm``), whether it starts from a draft, whether it learns from a teacher (a
+cold flow of the same run, trained first), and a builder.  The engine
 (:mod:`benchmarks.engine`) trains, scores and times every method the same way; a profile names the
 methods it compares.  Register a new one with :func:`register_method`.
 """
@@ -12,11 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from ws_fm.refiners import (
     DiscreteFlowMatching,
+    FlowGeneratorMatching,
     FlowMatching,
+    OneStepDistillation,
+    ReFlow,
     WarmStartDiscreteFlowMatching,
     WarmStartFlowMatching,
 )
@@ -36,10 +41,20 @@ class Method:
     name: str
     warm: bool
     build: Builder
+    #: trained against a teacher (the profile's cold flow): ``build`` also receives ``teacher``
+    #: (a trained cold flow) and ``profile``
+    teacher: bool = False
+    #: the Euler step counts it is scored on, when not the warm or cold grid (one-step models)
+    steps: tuple[int, ...] = ()
+    #: where its training pairs come from: ``teacher_pairs`` (a bank of the teacher's pairs) or
+    #: ``online`` (none stored)
+    pairs: str = ""
 
     def grid(self, p: Any) -> tuple[int, ...]:
-        """The Euler step counts it is scored on: the warm grid, or the cold grid with the
-        reference budget (the reference quality is read off a cold flow's row)."""
+        """The Euler step counts it is scored on: its own, the warm grid, or the cold grid with
+        the reference budget (the reference quality is read off a cold flow's row)."""
+        if self.steps:
+            return self.steps
         if self.warm:
             return tuple(p.warm_grid)
         return tuple(sorted({*p.cold_grid, p.reference_steps}))
@@ -82,3 +97,54 @@ register_method(Method("cold_fm", warm=False, build=_cold(FlowMatching)))
 register_method(Method("ws_fm", warm=True, build=_warm(WarmStartFlowMatching)))
 register_method(Method("cold_dfm", warm=False, build=_cold(DiscreteFlowMatching)))
 register_method(Method("ws_dfm", warm=True, build=_warm(WarmStartDiscreteFlowMatching)))
+
+
+def _peer(cls: type[FlowMatching]) -> Builder:
+    """ReFlow / distillation: trained on the bank of the teacher's pairs (Euler at the
+    profile's ``pair_steps``), from the teacher's weights, with the profile's optimiser."""
+
+    def build(net: nn.Module, draft: nn.Module | None, job: Any, **kw: Any) -> FlowMatching:
+        teacher, p = kw.pop("teacher"), kw.pop("profile")
+        return cls(  # type: ignore[call-arg]
+            net, teacher, teacher_solver=p.pair_solver, teacher_steps=p.pair_steps, **kw
+        )
+
+    return build
+
+
+def _fgm(net: nn.Module, draft: nn.Module | None, job: Any, **kw: Any) -> FlowMatching:
+    """FGM: Adam with beta1 = 0 at the profile's ``fgm_lr`` and no LR schedule (manual
+    optimisation), ``fgm_online_steps`` online-flow batches per generator batch."""
+    teacher, p = kw.pop("teacher"), kw.pop("profile")
+    kw.pop("optimizer"), kw.pop("lr_scheduler", None)
+    lr = p.fgm_lr
+
+    def adam(params: Any) -> Any:
+        return torch.optim.Adam(params, lr=lr, betas=(0.0, 0.999))
+
+    return FlowGeneratorMatching(
+        net, teacher, online_steps=p.fgm_online_steps, optimizer=adam, **kw
+    )
+
+
+register_method(
+    Method(
+        "reflow",
+        warm=False,
+        build=_peer(ReFlow),
+        teacher=True,
+        steps=(1, 2, 4, 8),
+        pairs="teacher_pairs",
+    )
+)
+register_method(
+    Method(
+        "distill",
+        warm=False,
+        build=_peer(OneStepDistillation),
+        teacher=True,
+        steps=(1,),
+        pairs="teacher_pairs",
+    )
+)
+register_method(Method("fgm", warm=False, build=_fgm, teacher=True, steps=(1,), pairs="online"))

@@ -36,6 +36,11 @@ TOY = Profile(
     adaptive="all",
     n_time=1000,
     timing_repeats=3,
+    # The peers, taught by the I-CFM flow: 2-RF and distillation on 20,000 of its Euler-100
+    # pairs, FGM online; 2,000 steps each, as the cold and warm flows.
+    peers=("reflow", "distill", "fgm"),
+    pair_count=20_000,
+    fgm_lr=5e-4,
 )
 
 # Reduced to fit 15 minutes on 2 CPU cores: the t0 sweep with minibatch-OT pairs for every draft;
@@ -58,6 +63,11 @@ DIGITS = Profile(
     adaptive="cold",
     n_time=250,
     timing_repeats=2,
+    # The peers, taught by the I-CFM flow: 2-RF and distillation on 2,000 of its Euler-100
+    # pairs, FGM online; 600 steps each, as the cold and warm flows.
+    peers=("reflow", "distill", "fgm"),
+    pair_count=2000,
+    fgm_lr=3e-4,
 )
 
 FASHION_MNIST_GPU = Profile(
@@ -85,6 +95,12 @@ FASHION_MNIST_GPU = Profile(
     workers=1,
     accelerator="gpu",
     note="GPU profile: Inception FID on 10,000 samples against the 10,000 test images.",
+    # The peers on the GPU: 2-RF and distillation on 20,000 dopri5 pairs of the I-CFM teacher.
+    peers=("reflow", "distill", "fgm"),
+    peer_steps=8000,
+    pair_count=20_000,
+    pair_solver="dopri5",
+    fgm_lr=1e-4,
 )
 
 FASHION_MNIST_CPU = Profile(
@@ -159,6 +175,8 @@ PROFILES: dict[str, Profile] = {
         timing_repeats=1,
         n_seeds=2,
         workers=1,
+        pair_count=256,
+        pair_steps=8,
     ),
     "digits": DIGITS,
     "digits-smoke": replace(
@@ -176,6 +194,8 @@ PROFILES: dict[str, Profile] = {
         cold_grid=(1, 2, 4),
         warm_grid=(1, 2),
         n_time=50,
+        pair_count=64,
+        pair_steps=4,
         **_SMOKE,
     ),
     "fashion_mnist-gpu": FASHION_MNIST_GPU,

@@ -16,7 +16,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .engine import run_profile
 from .profiles import profiles
-from .report import build_report, device_name, rich_table, write_report, write_sample_grids
+from .report import (
+    build_report,
+    device_name,
+    rich_methods_table,
+    rich_table,
+    write_report,
+    write_sample_grids,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -118,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = write_report(report, args.out) + paths
     if report.get("note"):
         console.print(f"[bold]Note:[/bold] {report['note']}")
+    console.print(rich_methods_table(report))
     console.print(rich_table(report))
     console.print(f"wrote {', '.join(map(str, paths))} in {report['total_seconds']:.0f} s")
     return 0

@@ -81,8 +81,49 @@ def test_smoke_profile_writes_results_in_the_shared_shape(tmp_path):
     assert all(s["wallclock"] > 0 for s in report["speedups"])
     assert (tmp_path / "toy-smoke.md").read_text().startswith("# Benchmark `toy-smoke`")
     assert (tmp_path / "toy-smoke.png").stat().st_size > 10_000
+    _check_peers(report, tmp_path / "toy-smoke.md", pairs=256, pair_steps=8)
     with pytest.raises(SystemExit):
         main(["--profile", "nope"])
+
+
+def _check_peers(report, md, pairs, pair_steps):
+    """The peers' rows (on their own grids, with their training cost) and the headline table
+    (one entry per cold coupling, per draft, per peer; parity read from the seed means)."""
+    from ws_fm.speedup import within
+
+    grids = {"reflow": [1, 2, 4, 8], "distill": [1], "fgm": [1]}
+    for name, grid in grids.items():
+        rows = [r for r in report["rows"] if r["method"] == name]
+        assert sorted(r["steps"] for r in rows) == grid and all(
+            r["solver"] == "euler" for r in rows
+        )
+        assert all(r["teacher"] == "independent" and r["train_seconds"] > 0 for r in rows)
+        if name == "fgm":  # online: no pairs stored
+            assert all(r["pair_teacher_nfe"] == 0 for r in rows)
+        else:  # the bank's pairs (and its one-row probe), pair_steps evaluations each
+            assert all(r["pair_teacher_nfe"] == (pairs + 1) * pair_steps for r in rows)
+            assert all(r["pair_seconds"] > 0 for r in rows)
+    ref = report["reference"][0]
+    entries = {(e["method"], e["draft"] or e["coupling"]): e for e in report["methods"]}
+    assert {"reflow", "distill", "fgm", "cold_fm", "ws_fm"} == {m for m, _ in entries}
+    assert ("cold_fm", "independent") in entries and ("cold_fm", "minibatch_ot") in entries
+    for e in report["methods"]:
+        rows = [
+            r
+            for r in report["rows"]
+            if (r["method"], r["coupling"], r.get("draft", ""), r["t0"], r["solver"])
+            == (e["method"], e["coupling"], e["draft"], e["t0"], "euler")
+        ]
+        at_parity = [
+            r["nfe"]
+            for r in rows
+            if not r.get("not_judged")
+            and not r.get("screened_out")
+            and within(r.get("quality_mean", r["quality"]), ref["quality_mean"])
+        ]
+        assert e["nfe_at_parity"] == (min(at_parity) if at_parity else None)
+        assert e["quality_1"] == next(r["quality"] for r in rows if r["nfe"] == 1)
+    assert "## Every method against the reference" in md.read_text()
 
 
 @pytest.mark.timeout(600)
@@ -112,6 +153,7 @@ def test_digits_smoke_profile_reports_drafts_fid_and_memorisation(tmp_path):
     assert report["sample_grid"] == "digits-smoke_samples.png"
     assert (tmp_path / "digits-smoke_samples.png").stat().st_size > 5_000
     assert "![samples](digits-smoke_samples.png)" in md
+    _check_peers(report, tmp_path / "digits-smoke.md", pairs=64, pair_steps=4)
 
 
 def test_fashion_mnist_profile_falls_back_to_a_labelled_cpu_run_without_cuda(monkeypatch):

@@ -73,6 +73,7 @@ def test_the_bank_holds_the_teachers_pairs_and_their_cost(teacher_ckpt, tmp_path
     gen = meta["generation"]
     # three chunks of 32 (and the one-row probe), 8 teacher evaluations each
     assert gen["pairs"] == 97 and gen["teacher_nfe"] == 4 * 8 and gen["seconds"] > 0
+    assert gen["sample_nfe"] == 97 * 8  # network evaluations per pair, summed over pairs
     batch = PairedSources(torch.zeros(10, 2), bank).__getitems__([0, 5])
     assert torch.equal(batch["x1"], rows["target"][[0, 5]]) and batch["paired"]
 

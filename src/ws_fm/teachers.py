@@ -86,7 +86,7 @@ class TeacherPairSource(nn.Module):
         self.solver = check_choice(solver, SOLVERS, "solver")
         self.steps = check_positive_int(steps, "steps") if solver in FIXED_STEP_METHODS else None
         self.rtol, self.atol = float(rtol), float(atol)
-        self._nfe, self._seconds, self._pairs = 0, 0.0, 0
+        self._nfe, self._seconds, self._pairs, self._sample_nfe = 0, 0.0, 0, 0
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -94,8 +94,14 @@ class TeacherPairSource(nn.Module):
 
     @property
     def generation_cost(self) -> dict[str, float]:
-        """Teacher NFE (per batch of pairs, summed over batches) and seconds spent so far."""
-        return {"pairs": self._pairs, "teacher_nfe": self._nfe, "seconds": self._seconds}
+        """Pairs made so far, the teacher NFE (per batch of pairs, summed over batches), the
+        network evaluations per sample summed over samples (``sample_nfe``) and seconds."""
+        return {
+            "pairs": self._pairs,
+            "teacher_nfe": self._nfe,
+            "sample_nfe": self._sample_nfe,
+            "seconds": self._seconds,
+        }
 
     @torch.no_grad()
     def pairs(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
@@ -116,6 +122,7 @@ class TeacherPairSource(nn.Module):
         self._seconds += time.perf_counter() - start
         self._nfe += int(res.nfe)
         self._pairs += n
+        self._sample_nfe += n * int(res.nfe)
         return z, res.samples
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_positive_int
@@ -173,6 +174,17 @@ class FlowGeneratorMatching(OneStepGeneratorMixin, TeacherMixin, FlowMatching):
         return step % (self.online_steps + 1) == self.online_steps
 
     # ------------------------------------------------------------------ Lightning
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        strategy = getattr(self._trainer, "strategy", None)
+        kwargs = getattr(strategy, "_ddp_kwargs", None)
+        if isinstance(strategy, DDPStrategy) and isinstance(kwargs, dict):
+            # Each batch updates one of the two networks, so the other's parameters produce no
+            # gradient in that backward: DDP must look for unused parameters (Lightning's own
+            # advice for GAN-like systems), which is set here before Lightning wraps the module,
+            # so that `--trainer.strategy=ddp` works as for every other system.
+            kwargs["find_unused_parameters"] = True
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         opt_g, opt_v = self.optimizers()  # type: ignore[misc]
         n = self.unpack_batch(batch)[0].shape[0]
