@@ -68,13 +68,22 @@ def test_the_readme_teacher_then_student_commands_run_as_written(tmp_path):
     assert '"teacher_nfe"' in meta
 
 
-@pytest.mark.parametrize("name", METHODS)
+ADVERSARIAL = [
+    "--model.init_args.adversarial_weight=0.1",
+    "--model.init_args.discriminator=ws_fm.nets.MLPCritic",
+    "--model.init_args.discriminator.dim=2",
+]
+
+
+@pytest.mark.parametrize("name", [*METHODS, "distill+adversarial"])
 def test_each_peer_fits_under_two_process_ddp_from_its_config(name, toy_teacher, tmp_path):
+    name, _, variant = name.partition("+")
     out = run_ws_fm(
         [
             "fit",
             "--config",
             _config("toy", name),
+            *(ADVERSARIAL if variant else []),
             f"--model.init_args.teacher={toy_teacher}",
             "--trainer.accelerator=cpu",
             "--trainer.devices=2",

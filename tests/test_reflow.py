@@ -157,3 +157,68 @@ def test_one_step_distillation_lands_nearer_the_teachers_endpoint(teacher_ckpt, 
         OneStepDistillation(MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), distance="lpips")
     with pytest.raises(ValueError, match="needs a features network"):
         OneStepDistillation(MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), feature_weight=1.0)
+
+
+def test_distillation_with_an_adversarial_term_trains_the_critic_and_the_student(
+    teacher_ckpt, tmp_path
+):
+    from ws_fm.nets import MLPCritic
+    from ws_fm.refiners import OneStepDistillation
+    from ws_fm.solvers import solve
+
+    L.seed_everything(0)
+    critic = MLPCritic(2)
+    before = [p.detach().clone() for p in critic.parameters()]
+    student = OneStepDistillation(
+        MLP(dim=2, hidden=64, depth=2),
+        str(teacher_ckpt),
+        teacher_solver="euler",
+        teacher_steps=50,
+        discriminator=critic,
+        adversarial_weight=0.1,
+        r1_gamma=1.0,
+    )
+    assert not student.automatic_optimization
+    final = FinalCheckpoint(str(tmp_path / "adv.ckpt"))
+    trainer = quick_trainer(tmp_path, 400, max_epochs=-1, callbacks=[final])
+    trainer.fit(student, _pair_bank(tmp_path))
+    assert trainer.global_step == 400  # one critic and one student step per batch: 200 batches
+    assert all(not torch.equal(a, b) for a, b in zip(before, critic.parameters()))
+    z = torch.randn(2000, 2, generator=torch.Generator().manual_seed(5))
+    teacher = student.teacher
+    x1 = solve(teacher.velocity(), z, 0.0, "euler", steps=50).samples
+    teacher_1 = solve(teacher.velocity(), z, 0.0, "euler", steps=1).samples
+    err_student = float((student.generate(z) - x1).norm(dim=1).mean())
+    assert err_student < 0.5 * float((teacher_1 - x1).norm(dim=1).mean())
+    loaded = load(tmp_path / "adv.ckpt")  # the critic travels with the checkpoint
+    assert isinstance(loaded.discriminator, MLPCritic)
+    assert torch.allclose(loaded.generate(z), student.generate(z), atol=1e-6)
+    with pytest.raises(ValueError, match="needs a discriminator"):
+        OneStepDistillation(
+            MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), adversarial_weight=0.1
+        )
+    with pytest.raises(ValueError, match="no lr_scheduler"):
+        OneStepDistillation(
+            MLP(dim=2, hidden=64, depth=2),
+            str(teacher_ckpt),
+            discriminator=MLPCritic(2),
+            adversarial_weight=0.1,
+            lr_scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, 10),
+        )
+
+
+def test_reflow_pseudo_huber_is_2rf_plus_plus_loss():
+    from ws_fm.losses import distance, pseudo_huber
+
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(8, 3, 4, 4, generator=g), torch.randn(8, 3, 4, 4, generator=g)
+    d = 48
+    c = 0.00054 * d
+    norms = (pred - target).flatten(1).norm(dim=1)
+    expected = ((torch.sqrt(norms**2 + c**2) - c) / d).mean()
+    assert torch.allclose(distance(pred, target, "pseudo_huber", per_dim=True), expected)
+    # the consistency-model constant c = 0.00054 sqrt(d), no division (distillation's default)
+    c2 = 0.00054 * d**0.5
+    assert torch.allclose(pseudo_huber(pred - target), (torch.sqrt(norms**2 + c2**2) - c2).mean())
+    with pytest.raises(ValueError, match="distance"):
+        ReFlow(MLP(dim=2), torch.nn.Linear(2, 2), distance="huber")

@@ -1,4 +1,4 @@
-"""DDP helpers: per-rank random streams and process-group shutdown."""
+"""DDP helpers: per-rank random streams, process-group shutdown, unused parameters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["shutdown_process_group", "seed_rank", "rng_states", "restore_rng"]
+__all__ = [
+    "shutdown_process_group",
+    "seed_rank",
+    "rng_states",
+    "restore_rng",
+    "find_unused_parameters",
+]
 
 
 def shutdown_process_group() -> None:
@@ -88,3 +94,17 @@ def restore_rng(trainer: Any, states: dict[str, Any] | None) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
+
+
+def find_unused_parameters(trainer: Any) -> None:
+    """Under DDP, let parameters produce no gradient in a backward pass.  Systems that update
+    one of two networks per backward (FGM's online flow and generator, a discriminator and its
+    generator) call this from ``setup``, before Lightning wraps the module in DDP, so that
+    ``--trainer.strategy=ddp`` works for them as for every other system (Lightning's advice for
+    such systems is ``find_unused_parameters=True``)."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    strategy = getattr(trainer, "strategy", None)
+    kwargs = getattr(strategy, "_ddp_kwargs", None)
+    if isinstance(strategy, DDPStrategy) and isinstance(kwargs, dict):
+        kwargs["find_unused_parameters"] = True

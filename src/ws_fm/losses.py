@@ -8,17 +8,33 @@ velocities (one-step distillation, ReFlow's 2-RF++ option, FGM's generator loss)
   0.00054``).  2-RF++ (Lee et al. 2024, ``../shared/PEERS.md`` §2) writes ``c = 0.00054 * dim``
   and divides by ``dim``: :func:`pseudo_huber` with ``per_dim=True``.
 
-The FGM generator loss (Huang et al. 2024) in both of its forms is :func:`fgm_generator_loss`.
+The FGM generator loss (Huang et al. 2024) in both of its forms is :func:`fgm_generator_loss`;
+the non-saturating GAN losses with the R1 penalty (Mescheder et al. 2018), used by the GAN draft
+and the adversarial term of one-step distillation, are :func:`discriminator_loss` and
+:func:`adversarial_generator_loss`::
+
+    L_D = softplus(-D(x)) + softplus(D(G(z))) + (gamma / 2) ||grad_x D(x)||^2,
+    L_G = softplus(-D(G(z)))
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_choice
 
-__all__ = ["DISTANCES", "distance", "pseudo_huber", "fgm_generator_loss"]
+__all__ = [
+    "DISTANCES",
+    "distance",
+    "pseudo_huber",
+    "fgm_generator_loss",
+    "discriminator_loss",
+    "adversarial_generator_loss",
+]
 
 DISTANCES = ("l2", "l1", "pseudo_huber")
 
@@ -64,3 +80,22 @@ def fgm_generator_loss(
     else:
         per_sample = ((u_teacher - u_cond).pow(2) - (v_online - u_cond).pow(2)).flatten(1).sum(1)
     return per_sample.mean()
+
+
+def discriminator_loss(
+    discriminator: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, r1_gamma: float = 0.0
+) -> Tensor:
+    """The discriminator's non-saturating loss on ``real`` and ``fake`` (detached here), with
+    the R1 penalty on real samples when ``r1_gamma > 0``."""
+    real = real.detach().requires_grad_(r1_gamma > 0)
+    d_real = discriminator(real)
+    loss = F.softplus(-d_real).mean() + F.softplus(discriminator(fake.detach())).mean()
+    if r1_gamma > 0:
+        (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+        loss = loss + 0.5 * r1_gamma * grad.pow(2).flatten(1).sum(1).mean()
+    return loss
+
+
+def adversarial_generator_loss(discriminator: Callable[[Tensor], Tensor], fake: Tensor) -> Tensor:
+    """The generator's non-saturating loss ``softplus(-D(fake))``."""
+    return F.softplus(-discriminator(fake)).mean()

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
+from ..losses import adversarial_generator_loss, discriminator_loss
 from .module import DraftModule
 from .vae import ConvDecoder, ConvEncoder
 
@@ -64,17 +64,12 @@ class GANDraft(DraftModule):
         z = torch.randn(batch.shape[0], self.latent_dim, device=self.device)
         # Discriminator step.
         fake = self.generator(z)
-        real = batch.detach().requires_grad_(self.r1_gamma > 0)
-        d_real = self.discriminator(real)
-        d_loss = F.softplus(-d_real).mean() + F.softplus(self.discriminator(fake.detach())).mean()
-        if self.r1_gamma > 0:
-            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-            d_loss = d_loss + 0.5 * self.r1_gamma * grad.pow(2).flatten(1).sum(1).mean()
+        d_loss = discriminator_loss(self.discriminator, batch, fake, self.r1_gamma)
         opt_d.zero_grad()
         self.manual_backward(d_loss)
         opt_d.step()
         # Generator step.
-        g_loss = F.softplus(-self.discriminator(fake)).mean()
+        g_loss = adversarial_generator_loss(self.discriminator, fake)
         opt_g.zero_grad()
         self.manual_backward(g_loss)
         opt_g.step()

@@ -13,68 +13,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
-from torch import Tensor, nn
+from torch import Tensor
 
+from ..nets.conv import ConvDecoder, ConvEncoder
 from .module import DraftModule
 
 __all__ = ["VAEDraft", "ConvEncoder", "ConvDecoder"]
-
-
-def _down_size(s: int) -> int:
-    return (s + 1) // 2
-
-
-class ConvEncoder(nn.Module):
-    """Two stride-2 convolutions and a linear head: image -> ``out_features``."""
-
-    def __init__(self, shape: Sequence[int], channels: int, out_features: int) -> None:
-        super().__init__()
-        c, h, w = shape
-        self.net = nn.Sequential(
-            nn.Conv2d(c, channels, 3, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
-            nn.Linear(
-                2 * channels * _down_size(_down_size(h)) * _down_size(_down_size(w)), out_features
-            ),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-
-class ConvDecoder(nn.Module):
-    """Linear to a quarter-size map, two x2 upsamplings, resized to the image, ``tanh``."""
-
-    def __init__(self, shape: Sequence[int], channels: int, latent: int) -> None:
-        super().__init__()
-        self.shape = tuple(shape)
-        c, h, w = shape
-        self.h0, self.w0, self.c0 = (
-            _down_size(_down_size(h)),
-            _down_size(_down_size(w)),
-            2 * channels,
-        )
-        self.fc = nn.Linear(latent, self.c0 * self.h0 * self.w0)
-        self.net = nn.Sequential(
-            nn.BatchNorm2d(self.c0),
-            nn.ReLU(),
-            nn.ConvTranspose2d(self.c0, channels, 4, stride=2, padding=1),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-            nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-            nn.Conv2d(channels, c, 3, padding=1),
-        )
-
-    def forward(self, z: Tensor) -> Tensor:
-        x = self.net(self.fc(z).reshape(-1, self.c0, self.h0, self.w0))
-        return torch.tanh(
-            F.interpolate(x, size=self.shape[1:], mode="bilinear", align_corners=False)
-        )
 
 
 class VAEDraft(DraftModule):

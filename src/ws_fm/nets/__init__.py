@@ -1,6 +1,7 @@
 """Backbone networks (plain ``nn.Module``s): ``net(x, t) -> velocity`` (or token logits) with
 ``t`` of shape (B,)."""
 
+from .conv import ConvCritic, ConvDecoder, ConvEncoder, MLPCritic
 from .mlp import MLP, FourierTimeEmbedding
 from .transformer import TokenTransformer
 from .unet import SinusoidalTimeEmbedding, UNet
@@ -11,4 +12,8 @@ __all__ = [
     "UNet",
     "SinusoidalTimeEmbedding",
     "TokenTransformer",
+    "ConvEncoder",
+    "ConvDecoder",
+    "ConvCritic",
+    "MLPCritic",
 ]

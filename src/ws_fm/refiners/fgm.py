@@ -41,10 +41,10 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
-from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_positive_int
+from ..distributed import find_unused_parameters
 from ..losses import fgm_generator_loss
 from ..paths import PathSample
 from ..teachers import resolve_teacher
@@ -176,14 +176,7 @@ class FlowGeneratorMatching(OneStepGeneratorMixin, TeacherMixin, FlowMatching):
     # ------------------------------------------------------------------ Lightning
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        strategy = getattr(self._trainer, "strategy", None)
-        kwargs = getattr(strategy, "_ddp_kwargs", None)
-        if isinstance(strategy, DDPStrategy) and isinstance(kwargs, dict):
-            # Each batch updates one of the two networks, so the other's parameters produce no
-            # gradient in that backward: DDP must look for unused parameters (Lightning's own
-            # advice for GAN-like systems), which is set here before Lightning wraps the module,
-            # so that `--trainer.strategy=ddp` works as for every other system.
-            kwargs["find_unused_parameters"] = True
+        find_unused_parameters(self._trainer)  # each batch updates one of the two networks
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         opt_g, opt_v = self.optimizers()  # type: ignore[misc]

@@ -92,6 +92,8 @@ class FlowMatching(StandaloneCheckpoint, SharesFactoriesOnCopy, L.LightningModul
                 "online_flow",
                 "optimizer",
                 "online_optimizer",
+                "discriminator",
+                "discriminator_optimizer",
                 "lr_scheduler",
             ]
         )
