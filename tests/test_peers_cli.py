@@ -157,3 +157,27 @@ def test_bad_teachers_are_refused_in_one_line_before_training(toy_teacher, tmp_p
     assert not (tmp_path / "runs/digits/teacher_banks").exists() or not any(
         (tmp_path / "runs/digits/teacher_banks").iterdir()
     )
+
+
+def test_a_teacher_loaded_under_the_cli_keeps_its_own_hyperparameters(toy_teacher, tmp_path):
+    """LightningCLI hands the model's hyperparameters to every LightningModule built while it
+    instantiates the model; the teacher (and a draft) are loaded outside that context, so that
+    ReFlow and distillation of one teacher fingerprint the same pairs (one bank, not two)."""
+    from ws_fm.cli import WSFMCLI
+    from ws_fm.data.sample_bank import generator_fingerprint
+
+    fingerprints = []
+    for name in ("reflow", "distill"):
+        cli = WSFMCLI(
+            run=False,
+            args=[
+                "--config",
+                _config("toy", name),
+                f"--model.init_args.teacher={toy_teacher}",
+                f"--trainer.default_root_dir={tmp_path}",
+            ],
+        )
+        assert "_class_path" not in cli.model.teacher.hparams  # not the student's
+        assert cli.model.teacher.hparams["coupling"] == "independent"  # the teacher's own
+        fingerprints.append(generator_fingerprint(cli.model.pair_source))
+    assert fingerprints[0] == fingerprints[1]

@@ -207,7 +207,7 @@ def test_distillation_with_an_adversarial_term_trains_the_critic_and_the_student
         )
 
 
-def test_reflow_pseudo_huber_is_2rf_plus_plus_loss():
+def test_reflow_pseudo_huber_is_2rf_plus_plus_loss(teacher_ckpt):
     from ws_fm.losses import distance, pseudo_huber
 
     g = torch.Generator().manual_seed(0)
@@ -222,3 +222,11 @@ def test_reflow_pseudo_huber_is_2rf_plus_plus_loss():
     assert torch.allclose(pseudo_huber(pred - target), (torch.sqrt(norms**2 + c2**2) - c2).mean())
     with pytest.raises(ValueError, match="distance"):
         ReFlow(MLP(dim=2), torch.nn.Linear(2, 2), distance="huber")
+    # ReFlow regresses its velocities with it (and with the MSE by default)
+    pred, target = torch.randn(8, 2, generator=g), torch.randn(8, 2, generator=g)
+    t = torch.rand(8, generator=g)
+    rf = ReFlow(MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt), distance="pseudo_huber")
+    norms, c = (pred - target).norm(dim=1), 0.00054 * 2
+    assert torch.allclose(rf.loss(pred, target, t), ((torch.sqrt(norms**2 + c**2) - c) / 2).mean())
+    plain = ReFlow(MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt))
+    assert torch.allclose(plain.loss(pred, target, t), ((pred - target) ** 2).mean())

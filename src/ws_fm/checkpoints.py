@@ -18,6 +18,7 @@ Loading unpickles classes named in the file: load only checkpoints you trust (as
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import importlib
 import io
@@ -28,7 +29,14 @@ import lightning as L
 import torch
 from torch import nn
 
-__all__ = ["StandaloneCheckpoint", "skeleton", "materialise", "load", "checkpoint_class"]
+__all__ = [
+    "StandaloneCheckpoint",
+    "skeleton",
+    "materialise",
+    "load",
+    "checkpoint_class",
+    "outside_cli_instantiation",
+]
 
 #: checkpoint keys written by :class:`StandaloneCheckpoint`
 CLASS_KEY = "ws_fm_class"
@@ -157,7 +165,19 @@ class StandaloneCheckpoint:
         )
 
 
+def outside_cli_instantiation(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in an empty context.  LightningCLI instantiates the model inside a
+    context that hands *its* hyperparameters to every LightningModule built meanwhile, so a draft
+    or teacher loaded in a refiner's ``__init__`` would record the refiner's hyperparameters as
+    its own (and a sample bank fingerprinted by them would go stale whenever the refiner's config
+    changed).  An empty :class:`contextvars.Context` holds every context variable at its
+    default, so the loaded module keeps its own."""
+    return contextvars.Context().run(fn, *args, **kwargs)
+
+
 def load(path: str | Path, map_location: Any = None, **kwargs: Any) -> L.LightningModule:
     """Load any ws_fm system from its checkpoint alone; the class is read from the file."""
     cls = checkpoint_class(_read(path))
-    return cls.load_from_checkpoint(path, map_location=map_location, **kwargs)
+    return outside_cli_instantiation(
+        cls.load_from_checkpoint, path, map_location=map_location, **kwargs
+    )

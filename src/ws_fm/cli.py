@@ -10,6 +10,7 @@ chosen with ``class_path`` in a YAML config, plus ``sample``::
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -59,7 +60,10 @@ def run_summary(trainer: L.Trainer) -> str:
             lines.append(f"  sample grids: {cb.saved[-1].parent}/")
         elif isinstance(cb, SampleTextCallback) and cb.texts:
             lines.append(f"  text samples: {cb.out_dir or trainer.log_dir}/samples.txt")
-    for path in dict.fromkeys(ckpts):
+    # ModelCheckpoint's last.ckpt and FinalCheckpoint's are often one file, named two ways
+    seen: set[Path] = set()
+    ckpts = [p for p in ckpts if not (p.resolve() in seen or seen.add(p.resolve()))]
+    for path in ckpts:
         lines.append(f"  checkpoint:   {path}")
     if trainer.log_dir:
         lines.append(f"  logs:         {trainer.log_dir}/")
@@ -153,6 +157,9 @@ def quiet_known_warnings() -> None:
 
     for pattern in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
+    # Lightning logs this one (not a warning) whenever it reads a checkpoint back.
+    connector = logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector")
+    connector.addFilter(lambda record: "`weights_only` was not set" not in record.getMessage())
 
 
 # Frames in these are not where a user's mistake is explained.

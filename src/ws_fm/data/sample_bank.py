@@ -29,7 +29,9 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -93,6 +95,27 @@ def generator_fingerprint(generator: nn.Module) -> str:
         h.update(name.encode())
         h.update(hashlib.sha256(buf.getvalue()).digest())
     return h.hexdigest()
+
+
+def _progress(items: range, description: str, enabled: bool) -> Iterator[int]:
+    """``items`` with a rich progress bar in a terminal; elsewhere (a log file) a plain line at
+    every tenth of the work, so that a long build is never silent."""
+    if not enabled:
+        yield from items
+        return
+    if sys.stderr.isatty():
+        from rich.progress import track
+
+        yield from track(items, description=description)
+        return
+    start, total, shown = time.perf_counter(), len(items), -1
+    for i, item in enumerate(items):
+        yield item
+        tenth = 10 * (i + 1) // total
+        if tenth > shown:
+            shown = tenth
+            seconds = time.perf_counter() - start
+            print(f"{description}: {10 * tenth}% ({seconds:.0f} s)", file=sys.stderr, flush=True)
 
 
 def _files_checksum(folder: Path) -> str:
@@ -206,11 +229,10 @@ class SampleBank(torch.utils.data.Dataset):
         }
 
         def rows() -> Iterator[dict[str, Any]]:
-            from rich.progress import track
-
             starts = range(0, size, chunk)
-            it = track(starts, description=f"building sample bank ({size})", disable=not progress)
-            for start in it:
+            for start in _progress(
+                starts, f"building sample bank at {path} ({size} rows)", progress
+            ):
                 n = min(chunk, size - start)
                 cols = {k: v.reshape(n, -1).cpu() for k, v in fill(start, n, gen).items()}
                 for k, v in cols.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..checkpoints import CLASS_KEY
+from ..checkpoints import CLASS_KEY, outside_cli_instantiation
 from .module import DraftModule
 
 __all__ = ["DraftCheckpoint", "load_draft"]
@@ -48,7 +48,7 @@ def load_draft(checkpoint: str | Path, draft_class: str | None = None) -> DraftM
         raise ValueError(f"draft class {name!r} is not an importable class ({err}).") from err
     if not (isinstance(cls, type) and issubclass(cls, DraftModule)):
         raise ValueError(f"draft class {name!r} is not a ws_fm.drafts.DraftModule subclass.")
-    return cls.load_from_checkpoint(path, map_location="cpu")
+    return outside_cli_instantiation(cls.load_from_checkpoint, path, map_location="cpu")
 
 
 class DraftCheckpoint(nn.Module):
