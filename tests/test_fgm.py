@@ -16,17 +16,9 @@ from ws_fm.nets import MLP
 from ws_fm.refiners import FlowGeneratorMatching, FlowMatching
 
 
-@pytest.fixture(scope="module")
-def teacher_ckpt(tmp_path_factory):
-    """An I-CFM teacher on moons (its 1-step Euler sample is poor)."""
-    tmp = tmp_path_factory.mktemp("fgm_teacher")
-    L.seed_everything(0)
-    model = FlowMatching(MLP(dim=2, hidden=64, depth=2), coupling="independent")
-    trainer = quick_trainer(
-        tmp, 600, max_epochs=-1, callbacks=[FinalCheckpoint(str(tmp / "teacher.ckpt"))]
-    )
-    trainer.fit(model, ToyDataModule("moons", n_train=4096, batch_size=256))
-    return tmp / "teacher.ckpt"
+@pytest.fixture
+def teacher_ckpt(moons_teacher):
+    return moons_teacher
 
 
 def _adam(lr):

@@ -147,6 +147,7 @@ def test_bad_teachers_are_refused_in_one_line_before_training(toy_teacher, tmp_p
             "--config",
             _config("digits", "reflow"),
             f"--model.init_args.teacher={toy_teacher}",
+            "--model.init_args.init_from_teacher=false",
         ],
         tmp_path,
         ok=False,

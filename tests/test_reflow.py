@@ -10,20 +10,12 @@ from ws_fm.callbacks import FinalCheckpoint
 from ws_fm.data import ToyDataModule, WarmStartDataModule
 from ws_fm.metrics import sliced_wasserstein
 from ws_fm.nets import MLP
-from ws_fm.refiners import FlowMatching, ReFlow
+from ws_fm.refiners import ReFlow
 
 
-@pytest.fixture(scope="module")
-def teacher_ckpt(tmp_path_factory):
-    """An I-CFM teacher on moons (independent pairs: curved trajectories)."""
-    tmp = tmp_path_factory.mktemp("reflow_teacher")
-    L.seed_everything(0)
-    model = FlowMatching(MLP(dim=2, hidden=64, depth=2), coupling="independent")
-    trainer = quick_trainer(
-        tmp, 600, max_epochs=-1, callbacks=[FinalCheckpoint(str(tmp / "teacher.ckpt"))]
-    )
-    trainer.fit(model, ToyDataModule("moons", n_train=4096, batch_size=256))
-    return tmp / "teacher.ckpt"
+@pytest.fixture
+def teacher_ckpt(moons_teacher):
+    return moons_teacher
 
 
 def _pair_bank(tmp_path):

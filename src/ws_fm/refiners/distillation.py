@@ -56,6 +56,7 @@ class OneStepDistillation(OneStepGeneratorMixin, TeacherPairsMixin, FlowMatching
         adversarial_weight: weight ``w_adv`` of the adversarial term (0: off).
         r1_gamma: R1 penalty of the discriminator on the teacher's endpoints.
         discriminator_optimizer: its optimizer factory (default Adam, lr 2e-4, betas (0, 0.99)).
+        sample_steps: Euler steps of ``sample`` from noise (1: the one-step generator ``G``).
     """
 
     checkpoint_modules: ClassVar[tuple[str, ...]] = ("net", "teacher", "features", "discriminator")
@@ -78,6 +79,7 @@ class OneStepDistillation(OneStepGeneratorMixin, TeacherPairsMixin, FlowMatching
         r1_gamma: float = 0.0,
         discriminator_optimizer: OptimizerCallable | None = None,
         coupling: Any = None,
+        sample_steps: int = 1,
         **kwargs: Any,
     ) -> None:
         if adversarial_weight < 0 or r1_gamma < 0:
@@ -95,8 +97,9 @@ class OneStepDistillation(OneStepGeneratorMixin, TeacherPairsMixin, FlowMatching
             teacher, teacher_solver, teacher_steps, teacher_rtol, teacher_atol
         )
         kwargs.setdefault("sample_shape", source.sample_shape)
-        kwargs.setdefault("sample_steps", 1)
-        super().__init__(net, coupling=self.pair_coupling(coupling, online), **kwargs)
+        super().__init__(
+            net, coupling=self.pair_coupling(coupling, online), sample_steps=sample_steps, **kwargs
+        )
         self.init_teacher_pairs(source, online, init_from_teacher, type(self).__name__)
         self.distance = check_choice(distance, DISTANCES, "distance")
         if feature_weight < 0:

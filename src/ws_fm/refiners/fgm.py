@@ -92,6 +92,7 @@ class FlowGeneratorMatching(OneStepGeneratorMixin, TeacherMixin, FlowMatching):
         init_from_teacher: start the generator from the teacher's weights.
         optimizer: optimizer factory for the generator (default Adam, lr 1e-4, betas (0, 0.999)).
         online_optimizer: optimizer factory for the online flow (default: ``optimizer``).
+        sample_steps: Euler steps of ``sample`` from noise (1: the one-step generator ``G``).
         **kwargs: the remaining :class:`FlowMatching` arguments (time sampler, path, ...).
     """
 
@@ -110,6 +111,7 @@ class FlowGeneratorMatching(OneStepGeneratorMixin, TeacherMixin, FlowMatching):
         init_from_teacher: bool = True,
         optimizer: OptimizerCallable = adam_beta1_zero,
         online_optimizer: OptimizerCallable | None = None,
+        sample_steps: int = 1,
         **kwargs: Any,
     ) -> None:
         check_choice(online_init, ONLINE_INITS, "online_init")
@@ -120,8 +122,7 @@ class FlowGeneratorMatching(OneStepGeneratorMixin, TeacherMixin, FlowMatching):
             raise ValueError("FlowGeneratorMatching takes no lr_scheduler (manual optimisation).")
         teacher_module = resolve_teacher(teacher)
         kwargs.setdefault("sample_shape", teacher_module.sample_shape)
-        kwargs.setdefault("sample_steps", 1)
-        super().__init__(net, optimizer=optimizer, **kwargs)
+        super().__init__(net, optimizer=optimizer, sample_steps=sample_steps, **kwargs)
         self.automatic_optimization = False
         self.teacher = teacher_module
         who = type(self).__name__
