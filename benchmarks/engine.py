@@ -293,7 +293,7 @@ def training_data(p: Profile, job: RefinerJob, bank_dir: Path) -> L.LightningDat
     return WarmStartDataModule(
         data,
         bank_size=size,
-        bank_dir=str(bank_dir),
+        bank_dir=str(bank_dir / job.dataset),  # one folder per data set: bank names repeat
         seed=p.seed,
         on_stale="error",
         progress=False,
