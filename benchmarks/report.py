@@ -192,7 +192,11 @@ def build_report(
 
 
 def _fewest_at_parity(group: list[dict[str, Any]], ref: dict[str, Any], lib: bool) -> Any:
-    """The cheapest row of one setting at parity with ``ref`` (on seed means), or None."""
+    """The cheapest row of one setting at parity with ``ref`` (on seed means), or None.  Where
+    the profile resampled seeds, only rows judged on them count (a cold flow's rows above the
+    reference budget, say, were never resampled)."""
+    if any("quality_mean" in r for r in group):
+        group = [r for r in group if "quality_mean" in r]
     parity = [r for r in group if _at_parity(r, ref, lib)]
     return min(parity, key=lambda r: r["nfe"]) if parity else None
 
