@@ -669,31 +669,47 @@ def plot(report: dict[str, Any], path: Path) -> None:
     cold_method = report["reference"][0]["method"]
     curves: dict[tuple[Any, ...], list[tuple[int, float]]] = defaultdict(list)
     dopri: dict[tuple[Any, ...], tuple[int, float]] = {}
+    # the peers (trained from a teacher) appear, as the cold flows, in every panel of their set
+    shared = {_key(r) for r in report["rows"] if r["method"] == cold_method or "teacher" in r}
+    peer_colors = {"reflow": "tab:orange", "distill": "tab:purple", "fgm": "tab:green"}
     for r in report["rows"]:
         if r["solver"] == "euler":
             curves[_key(r)].append((r["nfe"], r["quality"]))
         else:
             dopri[_key(r)] = (r["nfe"], r["quality"])
     # One panel per data set and draft; the cold flows appear in each panel of their data set.
-    panels = list(dict.fromkeys((k[0], k[4]) for k in curves if k[1] != cold_method))
+    panels = list(dict.fromkeys((k[0], k[4]) for k in curves if k not in shared))
+    panels = panels or list(dict.fromkeys((k[0], "") for k in curves))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
-    t0s = sorted({k[2] for k in curves if k[1] != cold_method})
+    t0s = sorted({k[2] for k in curves if k not in shared})
     cmap = plt.get_cmap("viridis")
     for ax, (ds, draft) in zip(axes[0], panels):
         ref = refs[ds]
         for k, pts in curves.items():
             cold = k[1] == cold_method
-            if k[0] != ds or (not cold and k[4] != draft):
+            if k[0] != ds or (k not in shared and k[4] != draft):
                 continue
             pts.sort()
-            color = (
-                ("black" if k[3] == "independent" else "tab:red")
-                if cold
-                else cmap(t0s.index(k[2]) / max(1, len(t0s) - 1))
-            )
+            if cold:
+                color = "black" if k[3] == "independent" else "tab:red"
+            elif k in shared:
+                color = peer_colors.get(k[1], "tab:brown")
+            else:
+                color = cmap(t0s.index(k[2]) / max(1, len(t0s) - 1))
             style = {"independent": "--", "nearest_neighbour": ":"}.get(k[3], "-")
-            label = f"{k[1]} {k[3]}" + ("" if cold else f" t0={k[2]:g}")
-            ax.plot(*zip(*pts), style, color=color, marker="o", ms=3, lw=1.2, label=label)
+            label = (
+                f"{k[1]} {k[3]}" if cold else k[1] if k in shared else f"{k[1]} {k[3]} t0={k[2]:g}"
+            )
+            peer = k in shared and not cold  # one-step peers are a single diamond
+            ax.plot(
+                *zip(*pts),
+                style,
+                color=color,
+                marker="D" if peer else "o",
+                ms=5 if peer else 3,
+                lw=1.2,
+                label=label,
+            )
             if k in dopri:
                 ax.plot(*dopri[k], marker="*", ms=9, color=color, ls="none")
         ax.axhline(ref["quality"], color="grey", lw=0.8, ls=":", label="Q_ref (cold, 100 Euler)")
