@@ -60,6 +60,28 @@ def test_reflow_straightens_the_teacher_and_improves_its_one_step_sample(teacher
     assert torch.allclose(
         loaded.sample(8, steps=2, seed=0).samples, student.sample(8, steps=2, seed=0).samples
     )
+    # Round 2 chains on round 1's checkpoint, with a share p = 0.65 of synthetic pairs; a
+    # one-step distillation can start from the rectified flow the same way.
+    from ws_fm.refiners import OneStepDistillation
+
+    round2 = ReFlow(
+        MLP(dim=2, hidden=64, depth=2),
+        str(tmp_path / "reflow.ckpt"),
+        teacher_solver="euler",
+        teacher_steps=8,
+        online=True,
+        real_fraction=0.35,
+    )
+    assert isinstance(round2.teacher, ReFlow)
+    first = next(iter(student.net.state_dict()))  # initialised from round 1's weights
+    assert torch.equal(round2.net.state_dict()[first], student.net.state_dict()[first])
+    quick_trainer(tmp_path, 3, limit_val_batches=0).fit(
+        round2, ToyDataModule("moons", n_train=512, batch_size=64)
+    )
+    distilled = OneStepDistillation(
+        MLP(dim=2, hidden=64, depth=2), str(tmp_path / "reflow.ckpt"), online=True
+    )
+    assert torch.equal(distilled.net.state_dict()[first], student.net.state_dict()[first])
 
 
 def test_reflow_refuses_a_student_unlike_its_teacher_and_bad_input(teacher_ckpt, tmp_path):
@@ -222,3 +244,35 @@ def test_reflow_pseudo_huber_is_2rf_plus_plus_loss(teacher_ckpt):
     assert torch.allclose(rf.loss(pred, target, t), ((torch.sqrt(norms**2 + c**2) - c) / 2).mean())
     plain = ReFlow(MLP(dim=2, hidden=64, depth=2), str(teacher_ckpt))
     assert torch.allclose(plain.loss(pred, target, t), ((pred - target) ** 2).mean())
+
+
+def test_k_step_distillation_is_reflow_on_the_sampler_grid(teacher_ckpt, tmp_path):
+    """ReFlow with GridTime(k) trains only at t in {i/k}: the k-step variant of distillation
+    (Rectified Flow's reflow_t_schedule = k); its 2-step sample lands nearer the teacher's
+    endpoint than the teacher's own 2-step Euler."""
+    from ws_fm.solvers import solve
+    from ws_fm.time_sampling import GridTime
+
+    torch.manual_seed(0)
+    u = GridTime(4).draw_u(4000, "cpu")
+    assert set(u.unique().tolist()) == {0.0, 0.25, 0.5, 0.75}
+    with pytest.raises(ValueError, match="k=0"):
+        GridTime(0)
+    L.seed_everything(0)
+    student = ReFlow(
+        MLP(dim=2, hidden=64, depth=2),
+        str(teacher_ckpt),
+        teacher_solver="euler",
+        teacher_steps=50,
+        time_sampler=GridTime(2),
+        sample_steps=2,
+    )
+    quick_trainer(tmp_path, 300, max_epochs=-1).fit(student, _pair_bank(tmp_path))
+    z = torch.randn(2000, 2, generator=torch.Generator().manual_seed(5))
+    teacher = student.teacher
+    x1 = solve(teacher.velocity(), z, 0.0, "euler", steps=50).samples
+    teacher_2 = solve(teacher.velocity(), z, 0.0, "euler", steps=2).samples
+    student_2 = student.integrate(z, 0.0, "euler", steps=2)
+    assert student_2.nfe == 2
+    err = float((student_2.samples - x1).norm(dim=1).mean())
+    assert err < 0.5 * float((teacher_2 - x1).norm(dim=1).mean())

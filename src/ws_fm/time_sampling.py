@@ -6,6 +6,9 @@ r"""Training-time samplers on ``[t_start, 1]``: ``t = t_start + (1 - t_start) * 
   (Esser et al. 2024), which puts more weight on the middle of the interval.
 - :class:`UShapedTime` (``u_shaped``): density ``∝ cosh(a (u - 1/2))`` (2-RF++, Lee et al. 2024),
   which puts more weight on both ends, where a rectified flow's errors matter most.
+- :class:`GridTime` (``grid``): ``u`` uniform on ``{0, 1/k, ..., (k-1)/k}``: the times a k-step
+  Euler sampler visits.  :class:`~ws_fm.refiners.ReFlow` with ``GridTime(k)`` and
+  ``sample_steps=k`` is Rectified Flow's k-step distillation (``reflow_t_schedule = k``).
 
 Write your own by subclassing :class:`TimeSampler` and implementing :meth:`TimeSampler.draw_u`
 (and give it by ``class_path`` in YAML).
@@ -23,6 +26,7 @@ __all__ = [
     "UniformTime",
     "LogitNormalTime",
     "UShapedTime",
+    "GridTime",
     "TIME_SAMPLERS",
     "resolve_time_sampler",
     "sample_time",
@@ -99,8 +103,27 @@ class UShapedTime(TimeSampler):
         return (0.5 + torch.asinh((2 * w - 1) * half) / self.a).clamp(0.0, 1.0)
 
 
+class GridTime(TimeSampler):
+    """``u`` uniform on the grid ``{i / k : i = 0, ..., k - 1}``: a student trained at the times
+    its k-step Euler sampler evaluates (k = 1: only ``t = 0``, the one-step generator).
+
+    Args:
+        k: number of sampling steps (``>= 1``).
+    """
+
+    name = "grid"
+
+    def __init__(self, k: int = 1) -> None:
+        if int(k) != k or k < 1:
+            raise ValueError(f"k={k!r} must be an integer >= 1.")
+        self.k = int(k)
+
+    def draw_u(self, n: int, device: torch.device | str | None) -> Tensor:
+        return torch.randint(self.k, (n,), device=device).float() / self.k
+
+
 TIME_SAMPLERS: dict[str, type[TimeSampler]] = {
-    c.name: c for c in (UniformTime, LogitNormalTime, UShapedTime)
+    c.name: c for c in (UniformTime, LogitNormalTime, UShapedTime, GridTime)
 }
 
 
