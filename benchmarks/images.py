@@ -128,8 +128,8 @@ class ImageTask:
         return out
 
     def sample_grids(self, p: Profile, run: Run) -> dict[str, torch.Tensor]:
-        """``grid_samples`` images per method: each draft alone, the reference, and each draft's
-        warm operating point (as in the results table)."""
+        """``grid_samples`` images per method: each draft alone, the reference, each draft's
+        warm operating point (as in the results table) and each peer at 1 NFE."""
         ref = reference_row(p, run.rows)
         out: dict[str, torch.Tensor] = {}
         for (_, name), d in run.drafts.items():
@@ -141,6 +141,9 @@ class ImageTask:
             r = best_warm_row(p, run.rows, ref, name)
             label = f"WS-FM {name} {r['coupling']} t0={r['t0']} NFE {r['nfe']}"
             out[label] = run.sample(r, n).cpu()
+        for r in run.rows:  # each peer at its fewest Euler steps (1 NFE)
+            if "teacher" in r and r["solver"] == "euler" and r["steps"] == 1:
+                out[f"{r['method']} NFE 1"] = run.sample(r, n).cpu()
         return out
 
 
