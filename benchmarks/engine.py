@@ -459,7 +459,14 @@ class Run:
     pair_costs: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def job_of(self, r: dict[str, Any]) -> RefinerJob:
-        return RefinerJob(r["method"], r["coupling"], r["t0"], r.get("draft", ""), r["dataset"])
+        return RefinerJob(
+            r["method"],
+            r["coupling"],
+            r["t0"],
+            r.get("draft", ""),
+            r["dataset"],
+            r.get("teacher", ""),
+        )
 
     def sample(self, r: dict[str, Any], n: int, seed: int | None = None) -> torch.Tensor:
         """``n`` samples of row ``r``'s model and Euler budget from a fixed seed."""
