@@ -31,7 +31,7 @@ from .._checks import check_choice
 from ..distributed import find_unused_parameters
 from ..losses import DISTANCES, adversarial_generator_loss, discriminator_loss, distance
 from .flow_matching import FlowMatching
-from .teacher_pairs import OneStepGeneratorMixin, TeacherPairsMixin
+from .teacher_pairs import OneStepGeneratorMixin, TeacherPairsMixin, teacher_sample_shape
 
 __all__ = ["OneStepDistillation"]
 
@@ -96,7 +96,7 @@ class OneStepDistillation(OneStepGeneratorMixin, TeacherPairsMixin, FlowMatching
         source = self.make_pair_source(
             teacher, teacher_solver, teacher_steps, teacher_rtol, teacher_atol
         )
-        kwargs.setdefault("sample_shape", source.sample_shape)
+        kwargs["sample_shape"] = teacher_sample_shape(kwargs.get("sample_shape"), source)
         super().__init__(
             net, coupling=self.pair_coupling(coupling, online), sample_steps=sample_steps, **kwargs
         )

@@ -49,7 +49,7 @@ from ..losses import fgm_generator_loss
 from ..paths import PathSample
 from ..teachers import resolve_teacher
 from .flow_matching import FlowMatching
-from .teacher_pairs import OneStepGeneratorMixin, TeacherMixin
+from .teacher_pairs import OneStepGeneratorMixin, TeacherMixin, teacher_sample_shape
 
 __all__ = ["FlowGeneratorMatching"]
 
@@ -121,7 +121,7 @@ class FlowGeneratorMatching(OneStepGeneratorMixin, TeacherMixin, FlowMatching):
         if kwargs.get("lr_scheduler") is not None:
             raise ValueError("FlowGeneratorMatching takes no lr_scheduler (manual optimisation).")
         teacher_module = resolve_teacher(teacher)
-        kwargs.setdefault("sample_shape", teacher_module.sample_shape)
+        kwargs["sample_shape"] = teacher_sample_shape(kwargs.get("sample_shape"), teacher_module)
         super().__init__(net, optimizer=optimizer, sample_steps=sample_steps, **kwargs)
         self.automatic_optimization = False
         self.teacher = teacher_module

@@ -33,7 +33,7 @@ from ..losses import DISTANCES
 from ..losses import distance as distance_fn
 from ..paths import PathSample
 from .flow_matching import Cond, FlowMatching
-from .teacher_pairs import TeacherPairsMixin
+from .teacher_pairs import TeacherPairsMixin, teacher_sample_shape
 
 __all__ = ["ReFlow"]
 
@@ -75,7 +75,7 @@ class ReFlow(TeacherPairsMixin, FlowMatching):
         source = self.make_pair_source(
             teacher, teacher_solver, teacher_steps, teacher_rtol, teacher_atol
         )
-        kwargs.setdefault("sample_shape", source.sample_shape)
+        kwargs["sample_shape"] = teacher_sample_shape(kwargs.get("sample_shape"), source)
         super().__init__(net, coupling=self.pair_coupling(coupling, online), **kwargs)
         self.init_teacher_pairs(source, online, init_from_teacher, type(self).__name__)
         self.real_fraction = float(real_fraction)

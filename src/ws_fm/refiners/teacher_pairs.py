@@ -18,7 +18,19 @@ from torch import Tensor, nn
 
 from ..teachers import TeacherPairSource
 
-__all__ = ["TeacherMixin", "TeacherPairsMixin", "OneStepGeneratorMixin"]
+__all__ = ["TeacherMixin", "TeacherPairsMixin", "OneStepGeneratorMixin", "teacher_sample_shape"]
+
+
+def teacher_sample_shape(given: Any, teacher: Any) -> tuple[int, ...]:
+    """A student's sample shape: the teacher's, unless one is given (``None``, as the CLI passes
+    the default explicitly, means the teacher's); a given shape must be the teacher's."""
+    shape = tuple(teacher.sample_shape)
+    if given is not None and tuple(given) != shape:
+        raise ValueError(
+            f"sample_shape={tuple(given)} differs from the teacher's samples {shape}: leave it "
+            "out (students take the teacher's)."
+        )
+    return shape
 
 
 class TeacherMixin:
