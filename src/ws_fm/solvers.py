@@ -92,13 +92,13 @@ class NFECounter(torch.nn.Module):
         """torchdiffeq's ``f(t, x)`` with a scalar ``t``."""
         return self.evaluate(x, t.to(x.dtype).expand(x.shape[0]))
 
-    def evaluate(self, x: Tensor, t: Tensor) -> Tensor:
-        """``velocity(x, t)``, counted; ``t`` of shape ``(batch,)``."""
+    def evaluate(self, x: Tensor, t: Tensor, *extra: Tensor) -> Tensor:
+        """``velocity(x, t, *extra)``, counted; ``t`` of shape ``(batch,)``."""
         if self._network and self._hook is None:
             raise RuntimeError("an NFECounter with a network counts only inside `with counter:`.")
         if not self._network:
             self.nfe += 1
-        return self.velocity(x, t)
+        return self.velocity(x, t, *extra)
 
 
 @dataclass
@@ -184,7 +184,10 @@ def solve(
     )
 
 
-Logits = Callable[[Tensor, Tensor], Tensor]
+Logits = Callable[..., Tensor]
+
+#: the discrete samplers (docs/design.md §1, "Discrete data"; :func:`discrete_euler`)
+DISCRETE_SAMPLERS = ("jump", "committed", "gated")
 
 
 @torch.no_grad()
@@ -197,19 +200,38 @@ def discrete_euler(
     return_trajectory: bool = False,
     jump_probability: Callable[[float, float], float] | None = None,
     network: torch.nn.Module | None = None,
+    sampler: str = "jump",
+    threshold: float = 0.5,
+    mask_id: int | None = None,
+    committed_input: bool = False,
 ) -> SolveResult:
     r"""The mixture-path Euler sampler for masked discrete flows (docs/design.md §1).
 
-    From ``t`` to ``t + h`` every position independently jumps, with probability
-    ``jump_probability(t, t + h)``, to a draw from the predicted ``p(x1 | x_t, t)``
-    (``softmax(logits)``); the last step has probability 1, so every position ends on a predicted
-    token.  The path owns the probability (:meth:`ws_fm.paths.MaskedPath.jump_probability`:
-    ``(kappa_{t+h} - kappa_t) / (1 - kappa_t)``, whose rate is ``kappa'_t / (1 - kappa_t)``);
-    the default is the linear schedule's ``h / (1 - t)``.  A jump to the current token changes
-    nothing.
+    From ``t`` to ``t + h`` a position jumps, with probability ``jump_probability(t, t + h)``,
+    to a draw from the predicted ``p(x1 | x_t, t)`` (``softmax(logits)``); the last step has
+    probability 1, so every position ends on a predicted token.  The path owns the probability
+    (:meth:`ws_fm.paths.MaskedPath.jump_probability`: ``(kappa_{t+h} - kappa_t) / (1 - kappa_t)``,
+    whose rate is ``kappa'_t / (1 - kappa_t)``); the default is the linear schedule's
+    ``h / (1 - t)``.  A jump to the current token changes nothing.
+
+    ``sampler`` says what a jump may touch.  A position is *committed* once it has jumped:
+
+    - ``"jump"``: every position may jump at every step, committed or not (the plain sampler:
+      a token drawn earlier can be redrawn; on a warm start the network cannot tell a draft
+      token from one it drew);
+    - ``"committed"``: committed positions are frozen, so each position jumps exactly once, at
+      its reveal time, as in the path's construction (``x_t`` shows ``x1`` there);
+    - ``"gated"`` (confidence-gated correction): as ``"committed"``, and a position that still
+      holds a draft token (neither ``MASK`` nor committed) keeps that token when it jumps if
+      ``p(token | x_t, t) >= threshold``; only the draft tokens the network doubts are redrawn,
+      so a good draft token survives and the draws go to the tokens the draft got wrong.
+
+    With ``committed_input`` the network receives the committed positions:
+    ``logits(x, t, committed)`` with a boolean ``(B, L)`` tensor (what the path marks as revealed
+    in training, :attr:`~ws_fm.paths.PathSample.committed`); otherwise ``logits(x, t)``.
 
     Args:
-        logits: ``logits(x, t) -> (B, L, V)``.
+        logits: ``logits(x, t[, committed]) -> (B, L, V)``.
         x_start: ``(B, L)`` token ids at ``t_start`` (``MASK`` and draft tokens).
         t_start: start time in ``[0, 1)``.
         steps: Euler steps over ``[t_start, 1]``.
@@ -218,22 +240,43 @@ def discrete_euler(
         jump_probability: ``(t, t_next) -> probability`` (default ``(t_next - t) / (1 - t)``).
         network: the network whose forward calls are the NFE (default: each ``logits`` call),
             counted by :class:`NFECounter` as for the continuous solvers.
+        sampler: ``"jump"`` (default), ``"committed"`` or ``"gated"`` (above).
+        threshold: the probability a draft token needs to survive a ``"gated"`` jump, in
+            ``(0, 1]`` (1 redraws every draft token that is not certain).
+        mask_id: the ``MASK`` id (needed by ``"gated"``, to tell draft tokens from masks).
+        committed_input: pass the committed positions to ``logits``.
     """
     check_positive_int(steps, "steps")
+    check_choice(sampler, DISCRETE_SAMPLERS, "sampler")
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold={threshold} must be in (0, 1].")
+    if sampler == "gated" and mask_id is None:
+        raise ValueError("sampler='gated' needs mask_id (to tell draft tokens from MASK).")
     jump = jump_probability or _linear_jump
     counter = NFECounter(logits, network)
     times = torch.linspace(t_start, 1.0, steps + 1, dtype=torch.float64)
     x, states = x_start.clone(), [x_start.clone()]
+    committed = torch.zeros_like(x, dtype=torch.bool)
     with counter:
         for t, t_next in zip(times[:-1].tolist(), times[1:].tolist()):
-            out = counter.evaluate(x, torch.full((x.shape[0],), t, device=x.device))
+            extra = (committed,) if committed_input else ()
+            out = counter.evaluate(x, torch.full((x.shape[0],), t, device=x.device), *extra)
             jump_prob = 1.0 if t_next >= 1.0 else jump(t, t_next)
             jumps = torch.rand(x.shape, device=x.device, generator=generator) < jump_prob
+            if sampler != "jump":
+                jumps &= ~committed
             # Draw only where a position jumps: the categorical draw dominates the cost otherwise.
             p = torch.softmax(out[jumps].float(), -1)
             if len(p):
+                new = torch.multinomial(p, 1, generator=generator).squeeze(1)
+                if sampler == "gated":
+                    old = x[jumps]
+                    draft = old != mask_id
+                    p_old = p.gather(1, old.clamp(max=p.shape[1] - 1)[:, None]).squeeze(1)
+                    new = torch.where(draft & (p_old >= threshold), old, new)
                 x = x.clone()
-                x[jumps] = torch.multinomial(p, 1, generator=generator).squeeze(1)
+                x[jumps] = new
+                committed = committed | jumps
             if return_trajectory:
                 states.append(x.clone())
     return SolveResult(

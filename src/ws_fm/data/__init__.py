@@ -3,6 +3,8 @@
 from .image_datamodule import ImageDataModule
 from .images import load_images, load_labelled_images, read_idx
 from .sample_bank import SampleBank, generator_fingerprint
+from .structured import CopyChainLanguage
+from .structured_datamodule import StructuredTextDataModule
 from .tensor_datamodule import TensorDataModule
 from .text import load_documents, split_by_position
 from .text_datamodule import TextDataModule, to_sequences
@@ -29,4 +31,6 @@ __all__ = [
     "load_documents",
     "split_by_position",
     "to_sequences",
+    "CopyChainLanguage",
+    "StructuredTextDataModule",
 ]

@@ -29,11 +29,13 @@ __all__ = ["PathSample", "ProbabilityPath", "expand_time", "check_same_shape"]
 @dataclass(frozen=True)
 class PathSample:
     """A point on the path and the target the network regresses on (``u_t``: the velocity for
-    affine paths, ``x1`` itself for masked token paths)."""
+    affine paths, ``x1`` itself for masked token paths); ``committed`` (token paths) marks the
+    positions that already show their final value ``x1`` by the path's construction."""
 
     x_t: Tensor
     u_t: Tensor
     t: Tensor
+    committed: Tensor | None = None
 
 
 def expand_time(t: Tensor | float, like: Tensor) -> Tensor:

@@ -14,7 +14,10 @@ does) gives the warm path::
 The model predicts ``p(x1[i] | x_t, t)`` at every position; the training target in
 :attr:`PathSample.u_t` is therefore ``x1`` itself (cross-entropy on all positions, since draft
 tokens may be wrong and must be correctable).  The sampler's jump probability over a step comes
-from :meth:`MaskedPath.jump_probability`.
+from :meth:`MaskedPath.jump_probability`.  :attr:`PathSample.committed` marks the revealed
+positions (``x_t[i] = x1[i]`` by construction, as opposed to a draft token that happens to be
+right); a network built with ``committed_input`` receives it, and the ``committed`` and
+``gated`` samplers of :func:`~ws_fm.solvers.discrete_euler` freeze those positions.
 
 ``noise`` is a tensor of uniforms of shape ``(2, *x1.shape)``: ``noise[0]`` decides which draft
 tokens survive at ``t0``, ``noise[1]`` which positions already show ``x1`` at ``t``.
@@ -65,7 +68,10 @@ class MaskedPath(ProbabilityPath):
         if noise is None:
             noise = self.draw_noise(x1)
         p = self.scheduler.reveal_probability(s, expand_time(t, x1.float())).clamp(0, 1)
-        return PathSample(x_t=torch.where(noise[1] < p, x1, x_s), u_t=x1, t=torch.as_tensor(t))
+        revealed = noise[1] < p
+        return PathSample(
+            x_t=torch.where(revealed, x1, x_s), u_t=x1, t=torch.as_tensor(t), committed=revealed
+        )
 
     def jump_probability(self, t: float, t_next: float) -> float:
         """Probability that a position jumps to a draw from ``p(x1 | x_t, t)`` over a sampler

@@ -8,7 +8,12 @@ Training draws ``t ~ U[t0, 1]`` and ``x_t`` from the masked mixture path
 
 Sampling is the mixture-path Euler sampler (:func:`~ws_fm.solvers.discrete_euler`), one network
 evaluation per step, so a warm start at ``t0`` with the cold flow's step size needs
-``(1 - t0)`` of its NFE.
+``(1 - t0)`` of its NFE.  ``sampler`` chooses what a step may redraw: every position (``jump``,
+the plain sampler), only positions not yet committed (``committed``), or, in addition, only the
+draft tokens whose predicted probability is below ``threshold`` (``gated``, confidence-gated
+correction).  A backbone built with ``committed_input`` (``TokenTransformer(committed_input=
+True)``) is trained and sampled with the committed positions as an input, so it can tell a draft
+token from one already settled.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from torch import Tensor, nn
 from ..couplings import Coupling
 from ..data.tokenizer import BPETokenizer
 from ..lookups import tokenizer_of
-from ..paths import KappaScheduler, MaskedPath, ProbabilityPath, WarmStart
-from ..solvers import SolveResult, discrete_euler, num_steps
+from ..paths import KappaScheduler, MaskedPath, PathSample, ProbabilityPath, WarmStart
+from ..solvers import DISCRETE_SAMPLERS, SolveResult, discrete_euler, num_steps
 from .flow_matching import Cond, FlowMatching
 from .warm_start import WarmStartMixin
 
@@ -42,6 +47,11 @@ class DiscreteFlowMatching(FlowMatching):
         sample_steps: default number of Euler steps over ``[t_start, 1]``.
         scheduler: ``kappa_t`` of the masked path (default linear, ``kappa_t = t``).
         path: the path (default: :class:`~ws_fm.paths.MaskedPath` with ``scheduler``).
+        sampler: ``jump`` (default: every position may be redrawn at every step), ``committed``
+            (a position is drawn once, then frozen) or ``gated`` (as ``committed``, and a draft
+            token survives its jump when ``p(token) >= threshold``); see
+            :func:`~ws_fm.solvers.discrete_euler`.
+        threshold: the ``gated`` sampler's confidence threshold, in ``(0, 1]``.
         **kwargs: ``time_sampler``, ``optimizer``, ``lr_scheduler``, ``sample_shape`` as in
             :class:`FlowMatching`.
     """
@@ -55,8 +65,15 @@ class DiscreteFlowMatching(FlowMatching):
         sample_steps: int = 100,
         scheduler: KappaScheduler | None = None,
         path: ProbabilityPath | None = None,
+        sampler: str = "jump",
+        threshold: float = 0.5,
         **kwargs: Any,
     ) -> None:
+        if sampler not in DISCRETE_SAMPLERS:
+            raise ValueError(f"sampler={sampler!r}: choose one of {', '.join(DISCRETE_SAMPLERS)}.")
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold={threshold} must be in (0, 1].")
+        self.sampler, self.threshold = sampler, float(threshold)
         vocab = getattr(net, "vocab_size", None)
         if not isinstance(vocab, int):
             raise ValueError(
@@ -75,6 +92,16 @@ class DiscreteFlowMatching(FlowMatching):
 
     def default_path(self) -> ProbabilityPath:
         return MaskedPath(self.mask_id, self._scheduler)
+
+    @property
+    def committed_input(self) -> bool:
+        """Whether the backbone takes the committed positions as an input."""
+        return bool(getattr(self.net, "committed_input", False))
+
+    def path_inputs(self, ps: PathSample) -> dict[str, Tensor]:
+        if self.committed_input and ps.committed is not None:
+            return {"committed": ps.committed}
+        return {}
 
     def cold_source(self, n: int, like: Tensor | None = None) -> Tensor:
         """The cold source: ``n`` all-``MASK`` sequences."""
@@ -116,16 +143,23 @@ class DiscreteFlowMatching(FlowMatching):
         cond: Cond = None,
         generator: torch.Generator | None = None,
     ) -> SolveResult:
-        """Run the mixture-path Euler sampler from ``x_start`` at ``t_start`` to 1, with the
-        path's jump probabilities and the NFE counted on the backbone's calls (``sample`` draws
-        ``n`` sequences this way; ``generator`` drives the path's noise and the jumps)."""
+        """Run the mixture-path Euler sampler (this refiner's ``sampler`` and ``threshold``)
+        from ``x_start`` at ``t_start`` to 1, with the path's jump probabilities and the NFE
+        counted on the backbone's calls (``sample`` draws ``n`` sequences this way;
+        ``generator`` drives the path's noise and the jumps)."""
         self.check_solver(solver)
         if steps is not None and step_size is not None:
             raise ValueError("give at most one of steps and step_size.")
         if step_size is not None:
             steps = num_steps(t_start, step_size)
+        field = self.velocity(cond)
+        logits = (
+            (lambda x, t, committed: field(x, t, committed=committed))
+            if self.committed_input
+            else field
+        )
         return discrete_euler(
-            self.velocity(cond),
+            logits,
             x_start,
             t_start,
             steps or self.sample_steps,
@@ -133,6 +167,10 @@ class DiscreteFlowMatching(FlowMatching):
             return_trajectory=return_trajectory,
             jump_probability=self.path.jump_probability,  # type: ignore[attr-defined]
             network=self.net,
+            sampler=self.sampler,
+            threshold=self.threshold,
+            mask_id=self.mask_id,
+            committed_input=self.committed_input,
         )
 
     def setup(self, stage: str) -> None:

@@ -190,7 +190,13 @@ class FlowMatching(StandaloneCheckpoint, SharesFactoriesOnCopy, L.LightningModul
     def flow_matching_loss(self, batch: Any) -> Tensor:
         """``loss(v_theta(x_t, t), u_t, t)`` on one training draw from ``batch``."""
         ps, cond = self.training_draw(batch)
-        return self.loss(self(ps.x_t, ps.t, **(cond or {})), ps.u_t, ps.t)
+        pred = self(ps.x_t, ps.t, **(cond or {}), **self.path_inputs(ps))
+        return self.loss(pred, ps.u_t, ps.t)
+
+    def path_inputs(self, ps: PathSample) -> dict[str, Tensor]:
+        """What the backbone receives from a path sample besides ``x_t`` and ``t`` (none here;
+        token refiners pass the committed positions to a backbone that takes them)."""
+        return {}
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = self.flow_matching_loss(batch)
