@@ -23,6 +23,7 @@ __all__ = [
     "NFE_GRID",
     "quiet",
     "bench_trainer",
+    "coupling_label",
     "timed",
     "cold_nfe_at_equal_step",
     "WorkerPool",
@@ -43,14 +44,18 @@ def quiet() -> None:
 
 
 def bench_trainer(
-    steps: int, callbacks: list[Any] | None = None, accelerator: str = "cpu"
+    steps: int,
+    callbacks: list[Any] | None = None,
+    accelerator: str = "cpu",
+    precision: str = "",
 ) -> L.Trainer:
     """A one-device Trainer for ``steps`` steps without logging, checkpoints, bars or
-    validation; bf16 mixed precision on GPU."""
+    validation; ``precision`` as Lightning takes it (default: bf16 mixed precision on GPU,
+    32-bit on CPU; ``benchmarks/precision.py`` measures bf16 on CPU)."""
     return L.Trainer(
         max_steps=steps,
         accelerator=accelerator,
-        precision="bf16-mixed" if accelerator == "gpu" else "32-true",
+        precision=precision or ("bf16-mixed" if accelerator == "gpu" else "32-true"),
         devices=1,
         logger=False,
         enable_checkpointing=False,
@@ -185,8 +190,21 @@ def judge_setting(
 
 
 def setting_key(r: dict[str, Any]) -> tuple[Any, ...]:
-    """What makes one warm setting: method, draft, t0 and coupling (within a data set)."""
-    return (r["dataset"], r["method"], r.get("draft", ""), r["t0"], r["coupling"])
+    """What makes one warm setting: method, draft, t0, coupling and the token sampler where a
+    profile compares several (within a data set)."""
+    return (
+        r["dataset"],
+        r["method"],
+        r.get("draft", ""),
+        r["t0"],
+        r["coupling"],
+        r.get("sampler", ""),
+    )
+
+
+def coupling_label(r: dict[str, Any]) -> str:
+    """A row's coupling as printed, with its token sampler where a profile compares several."""
+    return r["coupling"] + (f", {r['sampler']} sampler" if r.get("sampler") else "")
 
 
 def seed_statistics(

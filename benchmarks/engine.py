@@ -30,7 +30,7 @@ row's ``quality``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -155,6 +155,11 @@ class Profile:
     pair_steps: int = 100
     fgm_lr: float = 1e-4
     fgm_online_steps: int = 3
+    # Token refiners: the discrete samplers compared on each trained warm refiner (the first
+    # one is the refiner's own; ws_fm.solvers.DISCRETE_SAMPLERS), none: the refiner's default.
+    samplers: tuple[str, ...] = ()
+    # Lightning's training precision ("": bf16-mixed on GPU, 32-true on CPU).
+    precision: str = ""
 
     @property
     def device(self) -> torch.device:
@@ -185,6 +190,7 @@ class RefinerJob:
     draft: str = ""
     dataset: str = ""
     teacher: str = ""  # a peer's: the coupling of the cold flow that teaches it
+    sampler: str = ""  # a token refiner's sampler, where the profile compares several
 
     @property
     def label(self) -> str:
@@ -192,7 +198,13 @@ class RefinerJob:
             f"{self.dataset}/{self.method}/{self.coupling}"
             + (f"/{self.draft}/t0={self.t0}" if self.draft else "")
             + (f"/teacher={self.teacher}" if self.teacher else "")
+            + (f"/sampler={self.sampler}" if self.sampler else "")
         )
+
+    @property
+    def trained_as(self) -> RefinerJob:
+        """The job whose training this one shares (itself, but for a sampler variant)."""
+        return replace(self, sampler="") if self.sampler else self
 
     @property
     def teacher_job(self) -> RefinerJob | None:
@@ -205,6 +217,14 @@ class RefinerJob:
     @property
     def draft_key(self) -> tuple[str, str]:
         return (self.dataset, self.draft)
+
+
+def sampler_variants(p: Profile, job: RefinerJob) -> list[RefinerJob]:
+    """The warm ``job`` under each of the profile's samplers (none without ``samplers``): one
+    training, scored once per sampler."""
+    if not job.draft or not p.samplers:
+        return []
+    return [replace(job, sampler=s) for s in p.samplers]
 
 
 def jobs(p: Profile) -> list[RefinerJob]:
@@ -246,6 +266,8 @@ def build_refiner(
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps),
         **p.task.refiner_kwargs(p),
     )
+    if job.sampler:
+        kw["sampler"] = job.sampler
     if method.teacher:
         teacher_job = job.teacher_job
         assert teacher_job is not None
@@ -354,6 +376,7 @@ def score(p: Profile, job: RefinerJob, model: FlowMatching) -> list[dict[str, An
                 "t0": job.t0,
                 "coupling": job.coupling,
                 **({"draft": job.draft} if job.draft else {}),
+                **({"sampler": job.sampler} if job.sampler else {}),
                 "solver": solver,
                 "steps": steps,
                 "nfe": res.nfe,
@@ -379,7 +402,9 @@ def fit_draft(p: Profile, dataset: str, name: str) -> dict[str, Any]:
     if callable(getattr(draft, "fit", None)):
         draft.fit(data.train_data())
     else:
-        bench_trainer(p.draft_steps, accelerator=p.accelerator).fit(draft, data)
+        bench_trainer(p.draft_steps, accelerator=p.accelerator, precision=p.precision).fit(
+            draft, data
+        )
     return {
         "label": f"draft {dataset}/{name}",
         "key": (dataset, name),
@@ -404,16 +429,35 @@ def train_and_score(
     model = build_refiner(p, job, draft, teacher)
     start = time.perf_counter()
     bench_trainer(
-        p.steps_of(job), [EMAWeightAveraging(decay=p.ema_decay)], accelerator=p.accelerator
+        p.steps_of(job),
+        [EMAWeightAveraging(decay=p.ema_decay)],
+        accelerator=p.accelerator,
+        precision=p.precision,
     ).fit(model, training_data(p, job, bank_dir))
     seconds = time.perf_counter() - start
     model = model.to(p.device).eval()
+    first, *others = sampler_variants(p, job) or [job]
+    model.sampler = first.sampler or getattr(model, "sampler", "")
     return {
         "label": f"trained and scored {job.label}",
-        "job": job,
+        "job": first,
         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
         "train_seconds": seconds,
-        "rows": score(p, job, model),
+        "rows": score(p, first, model),
+        "variants": others,
+    }
+
+
+def score_variant(
+    p: Profile, job: RefinerJob, state: dict[str, Any], draft_state: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Score a trained warm refiner under another sampler (``job.sampler``), at seed 0."""
+    _worker_setup(p)
+    return {
+        "label": f"scored {job.label}",
+        "job": job,
+        "state_dict": state,
+        "rows": score(p, job, load_refiner(p, job, state, draft_state)),
     }
 
 
@@ -466,6 +510,7 @@ class Run:
             r.get("draft", ""),
             r["dataset"],
             r.get("teacher", ""),
+            r.get("sampler", ""),
         )
 
     def sample(self, r: dict[str, Any], n: int, seed: int | None = None) -> torch.Tensor:
@@ -524,16 +569,22 @@ def _train_and_score_all(
     for res in pool.results():
         if "job" in res:
             trained.append(res)
+            for variant in res.pop("variants", []):  # the same weights, another sampler
+                base = res["job"].trained_as
+                pool.submit(score_variant, p, variant, res["state_dict"], states[base.draft_key])
             if res["job"] in teacher_jobs:
                 teacher_states[res["job"]] = res["state_dict"]
                 taught(res["job"], res["state_dict"])
         else:
             ready(res["key"], res["state_dict"], res["seconds"])
-    trained.sort(key=lambda r: todo.index(r["job"]))
+    order = {s: i for i, s in enumerate(p.samplers)}
+    trained.sort(key=lambda r: (todo.index(r["job"].trained_as), order.get(r["job"].sampler, 0)))
+    seconds = {r["job"].trained_as: r["train_seconds"] for r in trained if "train_seconds" in r}
     for res in trained:
         job = res["job"]
+        res.setdefault("train_seconds", seconds[job.trained_as])
         run.models[job] = load_refiner(p, job, res["state_dict"], states.get(job.draft_key))
-        run.train_seconds[res["job"].label] = res["train_seconds"]
+        run.train_seconds[job.trained_as.label] = res["train_seconds"]
     for res in trained:  # rows carry their training cost (a peer's: beyond its teacher)
         job = res["job"]
         pairs = run.pair_costs.get(job.label, {})

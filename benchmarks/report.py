@@ -38,6 +38,8 @@ from ws_fm.speedup import (
     within,
 )
 
+from .common import coupling_label
+
 __all__ = [
     "device_name",
     "build_report",
@@ -66,7 +68,14 @@ def device_name() -> str:
 
 def _key(r: dict[str, Any]) -> tuple[Any, ...]:
     # ``draft`` names the draft model where a profile compares several (images); "" otherwise.
-    return (r["dataset"], r["method"], r["t0"], r["coupling"], r.get("draft", ""))
+    return (
+        r["dataset"],
+        r["method"],
+        r["t0"],
+        r["coupling"],
+        r.get("draft", ""),
+        r.get("sampler", ""),
+    )
 
 
 def _mean(r: dict[str, Any]) -> float:
@@ -161,6 +170,7 @@ def build_report(
                     "t0": r["t0"],
                     "coupling": r["coupling"],
                     **({"draft": r["draft"]} if "draft" in r else {}),
+                    **({"sampler": r["sampler"]} if r.get("sampler") else {}),
                     "steps": r["steps"],
                     "nfe": r["nfe"],
                     "quality": r["quality"],
@@ -249,6 +259,7 @@ def method_summary(
                     "draft": first.get("draft", ""),
                     "t0": first["t0"],
                     "coupling": first["coupling"],
+                    **({"sampler": first["sampler"]} if first.get("sampler") else {}),
                     "nfe_at_parity": point["nfe"] if point else None,
                     "quality_at_parity": _mean(point) if point else None,
                     "quality_1": by_nfe[1]["quality"] if 1 in by_nfe else None,
@@ -286,11 +297,11 @@ def _method_lines(report: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in entries:
-        setting = e["coupling"]
+        setting = coupling_label(e)
         if e["draft"]:
-            setting = f"{e['draft']}, t0={e['t0']:g}, {e['coupling']}"
+            setting = f"{e['draft']}, t0={e['t0']:g}, {coupling_label(e)}"
         elif e.get("teacher"):
-            setting = f"{e['coupling']}, teacher {e['teacher']}"
+            setting = f"{coupling_label(e)}, teacher {e['teacher']}"
         parity = (
             f"{e['nfe_at_parity']} ({_fmt(e['quality_at_parity'])})"
             if e["nfe_at_parity"]
@@ -343,7 +354,7 @@ def _speedup_line(s: dict[str, Any], with_draft: bool = False) -> list[str]:
         s["dataset"],
         *([s.get("draft", "")] if with_draft else []),
         f"{s['t0']:g}",
-        s["coupling"],
+        coupling_label(s),
         str(s["nfe"]),
         _fmt(s["quality"]),
         _mean_cell(s),
@@ -394,7 +405,7 @@ def markdown(report: dict[str, Any]) -> str:
     for r in report["reference"]:
         d = r["dopri5"] or {}
         lines.append(
-            f"| {r['dataset']} | {r['coupling']} | {r['nfe']} | {_fmt(r['quality'])} | "
+            f"| {r['dataset']} | {coupling_label(r)} | {r['nfe']} | {_fmt(r['quality'])} | "
             f"{_mean_cell(r)} | {d.get('nfe', '-')} | {_fmt(d.get('quality'))} | {_fmt(floors.get(r['dataset']))} |"
         )
     lines += ["", *_method_lines(report)]
@@ -528,11 +539,11 @@ def _text_extras(report: dict[str, Any]) -> list[str]:
         )
 
     for r in report["reference"]:
-        label = f"reference: {r['method']} ({r['coupling']})"
+        label = f"reference: {r['method']} ({coupling_label(r)})"
         lines.append(f"| {label} | {r['nfe']} | {cells(row_of(r))} |")
     for s in operating_points(report):
         row = row_of(s)
-        label = f"{s['method']} {s.get('draft') or ''} {s['coupling']} t0={s['t0']:g}"
+        label = f"{s['method']} {s.get('draft') or ''} {coupling_label(s)} t0={s['t0']:g}"
         lines.append(f"| {label} | {s['nfe']} | {cells(row)} |")
     ref = report["reference"][0]
     lines += _text_target(report, {**row_of(ref), "nfe": ref["nfe"]})
@@ -558,7 +569,7 @@ def _seed_section(report: dict[str, Any]) -> list[str]:
     points = {(*_key(s), s["nfe"]) for s in operating_points(report) if s.get("n_seeds", 1) > 1}
     # the other methods' points of the headline table (cold flows below the budget, peers)
     points |= {
-        (e["dataset"], e["method"], e["t0"], e["coupling"], e["draft"], e["nfe_at_parity"])
+        (*_key(e), e["nfe_at_parity"])
         for e in report.get("methods", [])
         if e["nfe_at_parity"] and not e["draft"]
     }
@@ -587,7 +598,7 @@ def _seed_section(report: dict[str, Any]) -> list[str]:
     for r in cands + picked:
         lines.append(
             f"| {r['dataset']} | {r['method']} | {r.get('draft') or '-'} | {r['t0']:g} | "
-            f"{r['coupling']} | {r['nfe']} | {', '.join(_fmt(q) for q in r['quality_seeds'])} | "
+            f"{coupling_label(r)} | {r['nfe']} | {', '.join(_fmt(q) for q in r['quality_seeds'])} | "
             f"{_fmt(r['quality_mean'])} ± {_fmt(r['quality_sem'], 2)} | "
             + {True: "yes", False: "no", None: "-"}[parity.get((*_key(r), r["nfe"]))]
             + " |"
@@ -617,7 +628,7 @@ def _image_extras(report: dict[str, Any]) -> list[str]:
         ]
         for r in report["inception"]:
             lines.append(
-                f"| {r['method']} | {r['draft'] or '-'} | {r['coupling']} | {r['t0']:g} | "
+                f"| {r['method']} | {r['draft'] or '-'} | {coupling_label(r)} | {r['t0']:g} | "
                 f"{r['nfe']} | {r['n_samples']} | {r.get('n_real', '-')} | "
                 f"{_fmt(r['fid_inception'])} | "
                 f"{_fmt(r['fid_classifier'])} |"
@@ -644,7 +655,7 @@ def _image_extras(report: dict[str, Any]) -> list[str]:
             )
             if row is not None and "nn_distance" in row:
                 lines.append(
-                    f"| {s['method']} | {s.get('draft') or '-'} | {s['coupling']} | "
+                    f"| {s['method']} | {s.get('draft') or '-'} | {coupling_label(s)} | "
                     f"{s['t0']:g} | {s['nfe']} | {_fmt(row['nn_distance'])} |"
                 )
     if report.get("sample_grid"):
