@@ -198,6 +198,33 @@ TEXT_STRUCTURED = Profile(
     lower_is_better=False,
 )
 
+# The GPU-sized structured-text profile: a longer and wider language (48 tokens over 24
+# symbols: 24-token chains written twice) and a 6-layer, 384-wide transformer trained in bf16 for
+# 20,000 steps at batch 256, four training processes sharing one CUDA device. Never run on CPU
+# by default (make benchmark PROFILE=text-gpu refuses without CUDA).
+TEXT_GPU = replace(
+    TEXT_STRUCTURED,
+    name="text-gpu",
+    task=StructuredTextTask(
+        vocab_size=24, half_len=24, branching=3, n_train=200_000, dim=384, depth=6, heads=6
+    ),
+    t0s=(0.5, 0.7, 0.8, 0.9),
+    train_steps=20_000,
+    batch_size=256,
+    lr=1e-3,
+    ema_decay=0.999,
+    precision="bf16-mixed",
+    draft_steps=3000,
+    bank_size=200_000,
+    n_eval=2000,
+    cold_grid=(1, 2, 4, 8, 16, 32, 64, 128),
+    warm_grid=(1, 2, 4, 8, 16, 32),
+    n_time=1000,
+    timing_repeats=2,
+    workers=4,
+    accelerator="gpu",
+)
+
 _SMOKE = dict(train_steps=3, n_seeds=2, workers=1, timing_repeats=1, reference_steps=4)
 
 PROFILES: dict[str, Profile] = {
@@ -258,6 +285,7 @@ PROFILES: dict[str, Profile] = {
         precision="",
         **{k: v for k, v in _SMOKE.items() if k != "reference_steps"},
     ),
+    "text-gpu": TEXT_GPU,
     "text": TEXT,
     "text-smoke": replace(
         TEXT,

@@ -445,7 +445,13 @@ def markdown(report: dict[str, Any]) -> str:
             + f" | {cols.get('dopri5', '-')} |"
         )
     return (
-        "\n".join(lines + _seed_section(report) + _image_extras(report) + _text_extras(report))
+        "\n".join(
+            lines
+            + _seed_section(report)
+            + _image_extras(report)
+            + _text_extras(report)
+            + _structured_extras(report)
+        )
         + "\n"
     )
 
@@ -550,6 +556,122 @@ def _text_extras(report: dict[str, Any]) -> list[str]:
     lines += ["", "## Decoded samples", ""]
     for name, texts in report.get("text_samples", {}).items():
         lines += [f"### {name}", ""] + [f"{i + 1}. {t!r}" for i, t in enumerate(texts)] + [""]
+    return lines
+
+
+_STRUCTURED_METRICS = (
+    "quality",
+    "valid",
+    "copy",
+    "transitions",
+    "distinct_2",
+    "distinct_samples",
+    "copied",
+    "draft_kept",
+)
+
+# Issue 12's structured-text target: warm start at t0 >= 0.8 within 5% of the reference's
+# quality (seed means) at >= 5x fewer NFE, and strictly more valid than its draft alone.
+STRUCTURED_TARGET = {"min_t0": 0.8, "nfe_factor": 5}
+
+
+def _structured_extras(report: dict[str, Any]) -> list[str]:
+    """Sections only the structured-text profile has: every metric of each setting beside the
+    drafts alone and held-out sentences, the samplers side by side, the target, and decoded
+    samples marked valid or not."""
+    extra = report.get("structured")
+    if not extra:
+        return []
+
+    def cells(m: dict[str, Any]) -> str:
+        return " | ".join(_fmt(m.get(k)) for k in _STRUCTURED_METRICS)
+
+    head = (
+        "| constraints | valid | copy | transitions | distinct-2 | distinct samples | "
+        "in training set | draft kept |"
+    )
+    lines = [
+        "",
+        "## Every structured-text metric",
+        "",
+        f"Language: `{extra['language']}`, {extra['num_constraints']} constraints per sentence, "
+        f"{extra['sentences_in_language']:,} sentences in the language. constraints = fraction "
+        "of the constraints that hold (the quality), valid = fraction of samples where all hold, "
+        "in training set = fraction of samples found verbatim among the training sentences, "
+        "draft kept = fraction of the draft's tokens a refiner leaves as they were (seed 0).",
+        "",
+        "| sentences | NFE " + head,
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| held-out sentences | - | {cells(extra['held_out'])} |",
+    ]
+    drafts = report.get("draft_alone", {})
+    for name, m in drafts.items():
+        lines.append(f"| {name} draft alone | 0 | {cells(m)} |")
+    euler = [r for r in report["rows"] if r["solver"] == "euler"]
+    for r in euler:
+        if not r.get("draft") and r["nfe"] == report["reference"][0]["nfe"]:
+            lines.append(
+                f"| reference: {r['method']} ({coupling_label(r)}) | {r['nfe']} | {cells(r)} |"
+            )
+    warm = [r for r in euler if r.get("draft")]
+    grid = sorted({r["nfe"] for r in warm})
+    lines += [
+        "",
+        "### The samplers on the same weights",
+        "",
+        "Per warm refiner and sampler: constraints / valid / draft kept at each NFE (seed 0); the "
+        "drafts alone for scale.",
+        "",
+        "| draft | t0 | sampler | " + " | ".join(f"{n} NFE" for n in grid) + " |",
+        "|---|---|---|" + "---|" * len(grid),
+    ]
+    table: dict[tuple[Any, ...], dict[int, str]] = defaultdict(dict)
+    for r in warm:
+        cell = f"{_fmt(r['quality'])} / {_fmt(r['valid'])} / {_fmt(r.get('draft_kept'))}"
+        table[(r["draft"], r["t0"], r.get("sampler", "-"))][r["nfe"]] = cell
+    for (draft, t0, sampler), cols in sorted(table.items()):
+        lines.append(
+            f"| {draft} | {t0:g} | {sampler} | " + " | ".join(cols.get(n, "-") for n in grid) + " |"
+        )
+    for name, m in drafts.items():
+        lines.append(
+            f"| {name} alone | - | - | "
+            + " | ".join(f"{_fmt(m['quality'])} / {_fmt(m['valid'])}" for _ in grid)
+            + " |"
+        )
+    ref = report["reference"][0]
+    budget = ref["nfe"] / STRUCTURED_TARGET["nfe_factor"]
+    lines += [
+        "",
+        "## Structured-text target",
+        "",
+        f"Warm start at t0 ≥ {STRUCTURED_TARGET['min_t0']:g}: at parity with the reference "
+        f"({ref['method']}, {ref['nfe']} NFE, mean {_fmt(ref.get('quality_mean', ref['quality']))}"
+        f") on seed means at ≤ {budget:g} NFE, and strictly more valid than its draft alone "
+        "(valid fraction and constraints, seed 0, at that point or, where none is at parity, at "
+        "the best point).",
+        "",
+        "| draft | t0 | coupling | NFE | constraints (mean) | valid | draft alone: constraints "
+        "/ valid | at parity within budget | more valid than the draft | target met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in operating_points(report):
+        if not s.get("draft") or s["t0"] < STRUCTURED_TARGET["min_t0"]:
+            continue
+        row = next(r for r in warm if _key(r) == _key(s) and r["nfe"] == s["nfe"])
+        alone = drafts.get(s["draft"], {})
+        parity = bool(s["at_parity"]) and s["nfe"] <= budget
+        more = bool(alone) and row["valid"] > alone["valid"] and row["quality"] > alone["quality"]
+        lines.append(
+            f"| {s['draft']} | {s['t0']:g} | {coupling_label(s)} | {s['nfe']} | "
+            f"{_fmt(s.get('quality_mean', s['quality']))} | {_fmt(row['valid'])} | "
+            f"{_fmt(alone.get('quality'))} / {_fmt(alone.get('valid'))} | "
+            f"{'yes' if parity else 'no'} | {'yes' if more else 'no'} | "
+            f"{'yes' if parity and more else 'no'} |"
+        )
+    lines += ["", "## Decoded samples", ""]
+    for name, texts in report.get("text_samples", {}).items():
+        lines += [f"### {name}", ""] + [f"{i + 1}. `{t}`" for i, t in enumerate(texts)] + [""]
     return lines
 
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -63,22 +64,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         default="digits",
-        help="digits (default), toy, fashion_mnist (-gpu, -cpu), text, ot_solvers, or a -smoke "
-        "profile",
+        help="digits (default), toy, fashion_mnist (-gpu, -cpu), text, text-structured, text-gpu, "
+        "ot_solvers, precision (bf16 against fp32), or a -smoke profile",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument(
         "--workers", type=int, default=None, help="training processes (default: the profile's)"
     )
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=None,
+        help="training steps of every refiner (default: the profile's; recorded in the results)",
+    )
     args = parser.parse_args(argv)
     if args.profile == "ot_solvers":
         return run_ot_profile(args.out, argv)
+    if args.profile == "precision":
+        from .precision import main as run_precision
+
+        command = "make benchmark PROFILE=precision" if argv is None else None
+        return run_precision(["--out", str(args.out)], command=command)
     known = profiles()
     if args.profile not in known:
         parser.error(f"unknown --profile {args.profile!r}; choose one of {', '.join(known)}")
     profile = known[args.profile]
+    if profile.accelerator == "gpu" and not torch.cuda.is_available():
+        parser.error(
+            f"profile {profile.name} is GPU-sized and needs a CUDA device (none is visible); on "
+            "a CPU run its CPU counterpart (text-structured, fashion_mnist)."
+        )
     if args.workers is not None:
         profile = replace(profile, workers=args.workers)
+    if args.train_steps is not None:
+        profile = replace(profile, train_steps=args.train_steps)
     console = Console()
     if not console.is_terminal:
         console = Console(width=140)

@@ -1,5 +1,5 @@
 """Callbacks: FID during training, speed-up (NFE saved, wall-clock), sample grids and texts,
-progress in steps, final checkpoints."""
+exact validity of structured text, progress in steps, final checkpoints."""
 
 from .fid import FIDCallback
 from .final_checkpoint import FinalCheckpoint
@@ -7,6 +7,7 @@ from .progress import StepProgressBar
 from .sample_grid import SampleGridCallback
 from .sample_text import SampleTextCallback
 from .speedup import SpeedupCallback
+from .validity import ValidityCallback
 
 __all__ = [
     "FIDCallback",
@@ -15,4 +16,5 @@ __all__ = [
     "SampleGridCallback",
     "SampleTextCallback",
     "StepProgressBar",
+    "ValidityCallback",
 ]
