@@ -118,6 +118,7 @@ class Profile:
     ablation_couplings: tuple[str, ...] = ()
     # Training (Adam(W) with cosine decay, EMA of the weights); drafts with gradient steps.
     train_steps: int = 800
+    warm_steps: int = 0  # the warm refiners' training steps (0: train_steps)
     batch_size: int = 128
     lr: float = 1e-3
     optimizer: str = "adam"  # adam | adamw
@@ -158,6 +159,8 @@ class Profile:
     # Token refiners: the discrete samplers compared on each trained warm refiner (the first
     # one is the refiner's own; ws_fm.solvers.DISCRETE_SAMPLERS), none: the refiner's default.
     samplers: tuple[str, ...] = ()
+    # Further keyword arguments of the warm refiners only (e.g. the masked path's sigma).
+    warm_kwargs: tuple[tuple[str, Any], ...] = ()
     # Lightning's training precision ("": bf16-mixed on GPU, 32-true on CPU).
     precision: str = ""
 
@@ -175,8 +178,11 @@ class Profile:
 
     def steps_of(self, job: RefinerJob) -> int:
         """Training steps of ``job``'s refiner."""
-        if get_method(job.method).teacher and self.peer_steps:
+        method = get_method(job.method)
+        if method.teacher and self.peer_steps:
             return self.peer_steps
+        if method.warm and self.warm_steps:
+            return self.warm_steps
         return self.train_steps
 
 
@@ -266,6 +272,8 @@ def build_refiner(
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps),
         **p.task.refiner_kwargs(p),
     )
+    if method.warm:
+        kw.update(dict(p.warm_kwargs))
     if job.sampler:
         kw["sampler"] = job.sampler
     if method.teacher:

@@ -169,9 +169,12 @@ TEXT = Profile(
 # Structured text (benchmarks/structured.py): sentences of the copy-chain language, 16 tokens
 # over 16 symbols; quality = fraction of the language's 22 constraints satisfied (higher is
 # better). The warm refiners pair each training sentence with the draft run along it (teacher
-# forcing) and are scored under each token sampler on the same weights: gated (their own),
-# committed and the plain jump sampler. bf16 autocast: 1.3x faster per training step than fp32
-# on this profile's 3x128 transformer on an Intel Xeon with AMX (benchmarks/precision.py).
+# forcing), start from the whole draft (sigma = 0: no draft token masked at t0; an earlier run
+# with sigma = 1 masked 20% of a draft that is often already valid, see
+# results/text-structured-sigma1.md) and are scored under each token sampler on the same
+# weights: gated (their own), committed and the plain jump sampler. 1,000 steps each to stay
+# within 15 minutes (1,200 took 17.8). bf16 autocast: faster per training step than fp32 on
+# this profile's transformer on an Intel Xeon with AMX (results/precision.md).
 TEXT_STRUCTURED = Profile(
     name="text-structured",
     task=StructuredTextTask(),
@@ -181,7 +184,8 @@ TEXT_STRUCTURED = Profile(
     t0s=(0.5, 0.8, 0.9),
     sweep_couplings=("teacher_forced",),
     samplers=("gated", "committed", "jump"),
-    train_steps=1200,
+    warm_kwargs=(("sigma", 0.0),),
+    train_steps=1000,
     batch_size=128,
     lr=2e-3,
     optimizer="adamw",
@@ -208,7 +212,7 @@ TEXT_GPU = replace(
     task=StructuredTextTask(
         vocab_size=24, half_len=24, branching=3, n_train=200_000, dim=384, depth=6, heads=6
     ),
-    t0s=(0.5, 0.7, 0.8, 0.9),
+    t0s=(0.7, 0.8, 0.9),
     train_steps=20_000,
     batch_size=256,
     lr=1e-3,
@@ -286,6 +290,23 @@ PROFILES: dict[str, Profile] = {
         **{k: v for k, v in _SMOKE.items() if k != "reference_steps"},
     ),
     "text-gpu": TEXT_GPU,
+    # seconds on a GPU: the GPU code path (CUDA, bf16, processes sharing the device)
+    "text-gpu-smoke": replace(
+        TEXT_GPU,
+        name="text-gpu-smoke",
+        task=StructuredTextTask(half_len=4, n_train=500, dim=16, depth=1, heads=2, n_show=2),
+        t0s=(0.8,),
+        draft_steps=3,
+        batch_size=16,
+        bank_size=128,
+        n_eval=40,
+        cold_grid=(1, 2),
+        warm_grid=(1, 2),
+        reference_steps=4,
+        n_time=20,
+        workers=2,
+        **{k: v for k, v in _SMOKE.items() if k not in ("reference_steps", "workers")},
+    ),
     "text": TEXT,
     "text-smoke": replace(
         TEXT,

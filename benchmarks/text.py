@@ -48,6 +48,8 @@ class TextTask:
     dim: int = 128
     depth: int = 2
     heads: int = 4
+    # the refiners' backbone takes the committed positions (ws_fm.nets.TokenTransformer)
+    committed_input: bool = False
     n_real: int = 300  # held-out sequences for the Fréchet distance's real statistics
     n_show: int = 10  # decoded samples per method in the markdown
     metric: str = "frechet_minilm"
@@ -63,7 +65,12 @@ class TextTask:
 
     def network(self, p: Profile, dataset: str) -> nn.Module:
         return TokenTransformer(
-            self.vocab(p), self.seq_len, dim=self.dim, depth=self.depth, heads=self.heads
+            self.vocab(p),
+            self.seq_len,
+            dim=self.dim,
+            depth=self.depth,
+            heads=self.heads,
+            committed_input=self.committed_input,
         )
 
     def draft(self, p: Profile, dataset: str, name: str) -> nn.Module:

@@ -241,3 +241,22 @@ def test_sampler_arguments_are_checked():
         discrete_euler(
             lambda x, t: torch.zeros(*x.shape, 6), torch.zeros(1, 8).long(), 0.5, 2, sampler="gated"
         )
+
+
+def test_masked_warm_start_sigma_sets_how_much_of_the_draft_is_masked_at_t0():
+    draft = LANG.generate(256, torch.Generator().manual_seed(5))
+    net = TruthNet(draft[:1], LANG.vocab_size)
+    masks = {}
+    for sigma in (0.0, 0.5, 1.0):
+        model = WarmStartDiscreteFlowMatching(
+            net, _refiner(net, "gated").draft, t0=0.8, coupling="independent", sigma=sigma
+        )
+        x_t0 = model.path.start(draft, model.path.draw_noise(draft))
+        masks[sigma] = float((x_t0 == LANG.vocab_size).float().mean())
+        kept = x_t0 != LANG.vocab_size
+        assert torch.equal(x_t0[kept], draft[kept])
+    assert masks[0.0] == 0.0  # the whole draft
+    assert masks[0.5] == pytest.approx(0.1, abs=0.02)
+    assert masks[1.0] == pytest.approx(0.2, abs=0.02)  # the cold path's 1 - kappa_t0
+    with pytest.raises(ValueError, match="sigma"):
+        WarmStartDiscreteFlowMatching(net, model.draft, t0=0.8, sigma=1.5)

@@ -8,8 +8,11 @@ The cold path (Gat et al. 2024; Campbell et al. 2024) starts from all-``MASK`` a
 Placing a draft ``xd`` at ``t0`` and bridging from there (what :class:`~ws_fm.paths.WarmStart`
 does) gives the warm path::
 
-    x_t0[i] = xd[i]  with probability kappa_t0, else MASK
+    x_t0[i] = xd[i]  with probability 1 - sigma (1 - kappa_t0), else MASK
     x_t[i]  = x1[i]  with probability (kappa_t - kappa_t0) / (1 - kappa_t0), else x_t0[i]
+
+``sigma = 1`` (default) masks the draft as the cold path is masked at ``t0``; ``sigma = 0`` keeps
+every draft token, so a right draft token is never thrown away before the refiner has seen it.
 
 The model predicts ``p(x1[i] | x_t, t)`` at every position; the training target in
 :attr:`PathSample.u_t` is therefore ``x1`` itself (cross-entropy on all positions, since draft
@@ -55,10 +58,17 @@ class MaskedPath(ProbabilityPath):
         return torch.rand((2, *like.shape), device=like.device, generator=generator)
 
     def place(self, source: Tensor, noise: Tensor, t: float, scale: float = 1.0) -> Tensor:
-        """Each source token kept with probability ``kappa_t``, else ``MASK`` (``scale`` is the
-        Gaussian paths' noise scale and has no meaning here)."""
+        """Each source token kept with probability ``1 - scale * (1 - kappa_t)``, else ``MASK``:
+        ``scale = 1`` masks as the cold path does at ``t`` (the draft at the cold path's masking
+        level), ``scale = 0`` keeps every source token (the whole draft, no mask), as ``sigma``
+        scales the noise of the Gaussian paths (``scale`` in ``[0, 1]``)."""
         check_same_shape(source, noise[0], "noise")
-        keep = noise[0] < self.scheduler.kappa(t)
+        if not 0.0 <= scale <= 1.0:
+            raise ValueError(
+                f"sigma={scale}: on the masked path it is the fraction of the cold path's masks "
+                "placed over the draft at t0, in [0, 1] (0 keeps the whole draft)."
+            )
+        keep = noise[0] < 1.0 - scale * (1.0 - self.scheduler.kappa(t))
         return torch.where(keep, source, torch.full_like(source, self.mask_id))
 
     def bridge(

@@ -199,6 +199,10 @@ class WarmStartDiscreteFlowMatching(WarmStartMixin, DiscreteFlowMatching):
         draft: a token draft (``sample(n) -> (n, L)`` ids), e.g. ``LSTMDraft``, ``NGramDraft``
             or a ``DraftCheckpoint`` of one; it must use the data's tokenizer.
         t0: start time in ``[0, 1)``; ``t0 = 0`` is exactly the cold masked flow.
+        sigma: the fraction of the cold path's masks placed over the draft at ``t0``, in
+            ``[0, 1]``: each draft token is kept with probability ``1 - sigma (1 - kappa_t0)``
+            (1, the default: masked like the cold path at ``t0``; 0: the whole draft kept, so
+            the refiner sees every draft token and the ``gated`` sampler decides which to redraw).
         coupling: ``minibatch_ot`` (Hamming distance, default), ``independent``, or
             ``teacher_forced`` (pairs from the sample bank: each real sequence with the draft run
             along it, so the refiner learns the draft's errors), or a
@@ -217,9 +221,15 @@ class WarmStartDiscreteFlowMatching(WarmStartMixin, DiscreteFlowMatching):
         coupling: str | Coupling = "minibatch_ot",
         scheduler: KappaScheduler | None = None,
         path: ProbabilityPath | None = None,
+        sigma: float = 1.0,
         **kwargs: Any,
     ) -> None:
         draft = self.check_draft(draft)
+        if not 0.0 <= float(sigma) <= 1.0:
+            raise ValueError(
+                f"sigma={sigma} must be in [0, 1]: the fraction of the cold path's masks placed "
+                "over the draft at t0 (0 keeps the whole draft)."
+            )
         vocab = getattr(net, "vocab_size", None)
         cold = (
             path
@@ -228,12 +238,11 @@ class WarmStartDiscreteFlowMatching(WarmStartMixin, DiscreteFlowMatching):
             if isinstance(vocab, int)
             else None
         )
-        # The masked path has no Gaussian noise: WarmStart's sigma does not apply (kept at 1).
         super().__init__(
             net,
             coupling=coupling,
             scheduler=scheduler,
-            path=WarmStart(cold, t0) if cold is not None else None,
+            path=WarmStart(cold, t0, sigma) if cold is not None else None,
             **kwargs,
         )
         self.init_warm_start(draft)
