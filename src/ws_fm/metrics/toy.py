@@ -12,9 +12,7 @@ which it agrees to rounding (tested).  Unequal sizes fall back to POT.
 
 from __future__ import annotations
 
-import ot
 import torch
-from ot.sliced import get_random_projections
 from torch import Tensor
 
 __all__ = ["sliced_wasserstein"]
@@ -22,6 +20,9 @@ __all__ = ["sliced_wasserstein"]
 
 def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int = 500, seed: int = 0) -> float:
     """Sliced Wasserstein-2 distance between the point sets ``x`` and ``y`` (lower is closer)."""
+    import ot  # POT, imported where used: importing it takes a second
+    from ot.sliced import get_random_projections
+
     a = x.detach().reshape(x.shape[0], -1).double().cpu()
     b = y.detach().reshape(y.shape[0], -1).double().cpu()
     if a.shape[1] != b.shape[1]:
