@@ -202,12 +202,14 @@ def _bf16_flags() -> list[str]:
 
 
 def markdown(r: dict[str, Any]) -> str:
+    flags = ", ".join(r["cpu_flags"]) or "none"
     lines = [
         "# bf16 mixed precision against fp32: training step",
         "",
         f"- command: `{r['command']}`",
         f"- date: {r['date']}",
-        f"- device: {r['device']}; bf16 CPU flags: {', '.join(r['cpu_flags']) or 'none'}",
+        f"- device: {r['device']}"
+        + ("" if r["device"].startswith("cuda") else f"; bf16 CPU flags: {flags}"),
         f"- torch {r['torch']}, {r['threads']} thread(s); median of the timed steps, one run",
         "",
         "| network | fp32 ms / step | bf16 ms / step | fp32 / bf16 |",
