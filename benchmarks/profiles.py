@@ -172,9 +172,9 @@ TEXT = Profile(
 # forcing), start from the whole draft (sigma = 0: no draft token masked at t0; an earlier run
 # with sigma = 1 masked 20% of a draft that is often already valid, see
 # results/text-structured-sigma1.md) and are scored under each token sampler on the same
-# weights: gated (their own), committed and the plain jump sampler. 1,000 steps each to stay
-# within 15 minutes (1,200 took 17.8). bf16 autocast: faster per training step than fp32 on
-# this profile's transformer on an Intel Xeon with AMX (results/precision.md).
+# weights: gated (their own), committed and the plain jump sampler. 1,000 steps each, in fp32:
+# bf16 autocast is 1.7x *slower* per step for this small network on the Intel Xeon with AMX that
+# measured it (results/precision.md: 124 against 219 ms), and the run took 16.7 min in bf16.
 TEXT_STRUCTURED = Profile(
     name="text-structured",
     task=StructuredTextTask(),
@@ -190,7 +190,6 @@ TEXT_STRUCTURED = Profile(
     lr=2e-3,
     optimizer="adamw",
     ema_decay=0.99,
-    precision="bf16-mixed",
     draft_steps=600,
     bank_size=20_000,
     n_eval=500,
@@ -286,7 +285,6 @@ PROFILES: dict[str, Profile] = {
         warm_grid=(1, 2),
         reference_steps=4,
         n_time=20,
-        precision="",
         **{k: v for k, v in _SMOKE.items() if k != "reference_steps"},
     ),
     "text-gpu": TEXT_GPU,
