@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from ws_fm.nets import TokenTransformer
 from ws_fm.refiners import DiscreteFlowMatching, FlowMatching
 
-from .common import quiet
+from .common import bench_trainer, quiet
 from .profiles import PROFILES
 from .report import device_name
 
@@ -48,21 +48,6 @@ class StepTimer(L.Callback):
     def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
         if trainer.global_step > self.warmup:
             self.times.append(time.perf_counter() - self._start)
-
-
-def _trainer(steps: int, precision: str, accelerator: str, callbacks: list[Any]) -> L.Trainer:
-    return L.Trainer(
-        max_steps=steps,
-        accelerator=accelerator,
-        devices=1,
-        precision=precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=callbacks,
-    )
 
 
 def _cases(batch_scale: int = 1) -> dict[str, tuple[Any, torch.Tensor, int]]:
@@ -111,7 +96,7 @@ def time_steps(
     L.seed_everything(0, verbose=False)
     timer = StepTimer(warmup)
     loader = DataLoader(data, batch_size=batch, shuffle=True, drop_last=True)
-    _trainer(warmup + steps, precision, acc, [timer]).fit(factory(), loader)
+    bench_trainer(warmup + steps, [timer], acc, precision).fit(factory(), loader)
     return statistics.median(timer.times)
 
 
@@ -133,7 +118,7 @@ def structured_quality(precision: str, steps: int, acc: str) -> dict[str, float]
         def on_train_batch_end(self, trainer: Any, module: Any, outputs: Any, *a: Any) -> None:
             losses.append(float(outputs["loss"]))
 
-    _trainer(steps, precision, acc, [Losses()]).fit(model, dm)
+    bench_trainer(steps, [Losses()], acc, precision).fit(model, dm)
     model = model.eval()
     torch.manual_seed(0)
     x = model.sample(500, steps=32).samples.cpu()

@@ -507,9 +507,43 @@ def _text_target(report: dict[str, Any], ref: dict[str, Any]) -> list[str]:
     for k, rows in groups.items():
         met = [r for r in rows if _meets_text_target(r, ref)]
         r = min(met, key=lambda r: r["nfe"]) if met else min(rows, key=lambda r: r["quality"])
-        lines.append(line(f"{k[1]} {k[4]} {k[3]} t0={k[2]:g}", r, r["nfe"]))
+        sampler = f", {k[5]} sampler" if k[5] else ""
+        lines.append(line(f"{k[1]} {k[4]} {k[3]}{sampler} t0={k[2]:g}", r, r["nfe"]))
     for name, m in report.get("draft_alone", {}).items():
         lines.append(line(f"{name} draft alone", m, 0))
+    return lines
+
+
+def _against_draft(report: dict[str, Any]) -> list[str]:
+    """Every warm row against its own draft alone: better or worse on Fréchet distance and on
+    perplexity (lower is better for both), and whether it is worse on both at once."""
+    drafts = report.get("draft_alone", {})
+    warm = [r for r in report["rows"] if r.get("draft") in drafts and r["solver"] == "euler"]
+    if not warm:
+        return []
+    lines = [
+        "",
+        "## Refined text against its draft alone",
+        "",
+        "Every warm row (seed 0) against the draft it starts from, sampled alone: the Fréchet "
+        "distance and the perplexity (lower is better for both); *worse on both* marks a refiner "
+        "that makes its draft worse on both at once.",
+        "",
+        "| draft | t0 | sampler | NFE | Fréchet (draft alone) | perplexity (draft alone) | "
+        "Fréchet | perplexity | draft kept | worse on both |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    worse = 0
+    for r in sorted(warm, key=lambda r: (r["draft"], r["t0"], r.get("sampler", ""), r["nfe"])):
+        d = drafts[r["draft"]]
+        both = r["quality"] > d["quality"] and r["perplexity"] > d["perplexity"]
+        worse += both
+        lines.append(
+            f"| {r['draft']} | {r['t0']:g} | {r.get('sampler') or '-'} | {r['nfe']} | "
+            f"{_fmt(d['quality'])} | {_fmt(d['perplexity'])} | {_fmt(r['quality'])} | "
+            f"{_fmt(r['perplexity'])} | {_fmt(r.get('draft_kept'))} | {'yes' if both else 'no'} |"
+        )
+    lines += ["", f"Rows worse than their draft on both: {worse} of {len(warm)}."]
     return lines
 
 
@@ -553,6 +587,7 @@ def _text_extras(report: dict[str, Any]) -> list[str]:
         lines.append(f"| {label} | {s['nfe']} | {cells(row)} |")
     ref = report["reference"][0]
     lines += _text_target(report, {**row_of(ref), "nfe": ref["nfe"]})
+    lines += _against_draft(report)
     lines += ["", "## Decoded samples", ""]
     for name, texts in report.get("text_samples", {}).items():
         lines += [f"### {name}", ""] + [f"{i + 1}. {t!r}" for i, t in enumerate(texts)] + [""]

@@ -196,6 +196,10 @@ def test_text_smoke_profile_reports_every_metric_and_samples(tmp_path):
     warm = [r for r in report["rows"] if r["method"] == "ws_dfm"]
     assert all(0 <= r["draft_kept"] <= 1 for r in warm)
     assert "## Text target" in md
+    # each warm refiner trained once, scored under the three samplers
+    assert {r["sampler"] for r in warm} == {"gated", "committed", "jump"}
+    assert len(report["train_seconds"]) == 3
+    assert "## Refined text against its draft alone" in md
     assert set(report["phase_seconds"]) == {
         "drafts, banks, training and scoring",
         "seed means",
@@ -203,6 +207,67 @@ def test_text_smoke_profile_reports_every_metric_and_samples(tmp_path):
         "task extras",
     }
     assert set(report["draft_train_seconds"]) == {"ngram", "lstm"}
+
+
+@pytest.mark.timeout(600)
+def test_structured_smoke_profile_scores_validity_and_each_sampler(tmp_path):
+    assert main(["--profile", "text-structured-smoke", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "text-structured-smoke.json").read_text())
+    assert report["metric"]["lower_is_better"] is False
+    warm = [r for r in report["rows"] if r["method"] == "ws_dfm"]
+    assert {(r["draft"], r["sampler"]) for r in warm} == {
+        (d, s) for d in ("ngram", "lstm") for s in ("gated", "committed", "jump")
+    }
+    for r in report["rows"]:
+        assert 0 <= r["valid"] <= r["quality"] <= 1 and 0 <= r["copied"] <= 1
+    assert all(0 <= r["draft_kept"] <= 1 for r in warm)
+    # one training per refiner (cold + one per draft), whatever the number of samplers
+    assert len(report["train_seconds"]) == 3
+    by_job = {}
+    for r in warm:
+        by_job.setdefault(r["draft"], set()).add(r["train_seconds"])
+    assert all(len(v) == 1 for v in by_job.values())
+    assert report["structured"]["held_out"]["valid"] == 1.0
+    assert set(report["draft_alone"]) == {"ngram", "lstm"}
+    md = (tmp_path / "text-structured-smoke.md").read_text()
+    for section in (
+        "## Every structured-text metric",
+        "### The samplers on the same weights",
+        "## Structured-text target",
+        "## Decoded samples",
+    ):
+        assert section in md
+    assert "gated sampler" in md and ("[valid]" in md or "[invalid]" in md)
+
+
+def test_against_draft_marks_rows_worse_on_both_metrics():
+    from benchmarks.report import _against_draft
+
+    def row(sampler, nfe, q, ppl):
+        return {
+            "draft": "a",
+            "t0": 0.8,
+            "sampler": sampler,
+            "nfe": nfe,
+            "solver": "euler",
+            "quality": q,
+            "perplexity": ppl,
+            "draft_kept": 0.9,
+        }
+
+    report = {
+        "rows": [
+            row("gated", 1, 0.30, 700.0),
+            row("jump", 1, 0.40, 900.0),
+            row("jump", 2, 0.4, 600.0),
+        ],
+        "draft_alone": {"a": {"quality": 0.35, "perplexity": 800.0}},
+    }
+    lines = "\n".join(_against_draft(report))
+    assert "| a | 0.8 | jump | 1 | 0.35 | 800 | 0.4 | 900 | 0.9 | yes |" in lines
+    assert "| a | 0.8 | gated | 1 | 0.35 | 800 | 0.3 | 700 | 0.9 | no |" in lines
+    assert "| a | 0.8 | jump | 2 | 0.35 | 800 | 0.4 | 600 | 0.9 | no |" in lines
+    assert "Rows worse than their draft on both: 1 of 3." in lines
 
 
 def test_worker_pool_runs_jobs_submitted_while_collecting_results():
