@@ -1,0 +1,68 @@
+"""calibrate_t0: the latest t0 a draft allows, chosen without training."""
+
+import pytest
+import torch
+
+from ws_fm.calibration import DEFAULT_T0_GRID, calibrate_t0, frechet
+from ws_fm.data import CopyChainLanguage, make_toy
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return make_toy("moons", 8000, seed=0)
+
+
+def test_a_draft_equal_to_the_data_gets_the_largest_t0(moons):
+    draft = make_toy("moons", 4000, seed=1)  # the data's law, other samples
+    cal = calibrate_t0(draft, moons, n=2000)
+    assert cal.passed and cal.t0 == max(DEFAULT_T0_GRID)
+    assert len(cal.distance) == len(cal.floor) == len(DEFAULT_T0_GRID)
+
+
+def test_a_draft_of_pure_noise_gets_the_smallest_t0(moons):
+    noise = torch.randn(4000, 2, generator=torch.Generator().manual_seed(2)) * 3 + 5
+    cal = calibrate_t0(noise, moons, n=2000)
+    assert cal.t0 == min(DEFAULT_T0_GRID) and not cal.passed
+    assert "no grid point passed" in "\n".join(cal.lines())
+
+
+def test_the_chosen_t0_falls_as_the_draft_moves_away(moons):
+    chosen = []
+    for shift in (0.0, 0.3, 1.0):
+        draft = make_toy("moons", 4000, seed=1) + torch.tensor([shift, 0.0])
+        chosen.append(calibrate_t0(draft, moons, n=2000).t0)
+    assert chosen == sorted(chosen, reverse=True)
+    assert chosen[0] > chosen[-1]
+    # the distance to the data grows with the shift at a fixed late t0
+    d = [
+        calibrate_t0(
+            make_toy("moons", 4000, seed=1) + torch.tensor([s, 0.0]), moons, grid=(0.9,)
+        ).distance[0]
+        for s in (0.0, 0.3, 1.0)
+    ]
+    assert d == sorted(d)
+
+
+def test_frechet_distance_of_known_gaussians():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20000, 3, generator=g)
+    b = torch.randn(20000, 3, generator=g) + torch.tensor([1.0, 0.0, 0.0])
+    # ||mu_a - mu_b||^2 = 1, equal covariances
+    assert frechet(a, b) == pytest.approx(1.0, abs=0.05)
+
+
+def test_token_drafts_are_calibrated_on_the_masked_path():
+    lang = CopyChainLanguage(half_len=4)
+    data = lang.generate(4000, torch.Generator().manual_seed(0))
+    good = calibrate_t0(lang.generate(2000, torch.Generator().manual_seed(1)), data, n=2000)
+    bad = calibrate_t0(torch.zeros(2000, 8, dtype=torch.long), data, n=2000)
+    assert good.metric == "frechet" and good.t0 > bad.t0
+
+
+def test_bad_arguments_are_refused(moons):
+    with pytest.raises(ValueError, match="grid point"):
+        calibrate_t0(moons, moons, grid=(0.5, 1.0))
+    with pytest.raises(ValueError, match="shape"):
+        calibrate_t0(torch.zeros(100, 3), moons, n=50)
+    with pytest.raises(ValueError, match="distance"):
+        calibrate_t0(moons, moons, n=50, distance="kl")
