@@ -1,5 +1,6 @@
 """calibrate_t0: the latest t0 a draft allows, chosen without training."""
 
+import lightning as L
 import pytest
 import torch
 
@@ -66,3 +67,54 @@ def test_bad_arguments_are_refused(moons):
         calibrate_t0(torch.zeros(100, 3), moons, n=50)
     with pytest.raises(ValueError, match="distance"):
         calibrate_t0(moons, moons, n=50, distance="kl")
+
+
+def test_t0_auto_resolves_before_training_and_is_saved_in_the_checkpoint(tmp_path):
+    from helpers import quick_trainer
+
+    from ws_fm.checkpoints import load
+    from ws_fm.data import ToyDataModule
+    from ws_fm.drafts import GaussianMixtureDraft
+    from ws_fm.nets import MLP
+    from ws_fm.refiners import WarmStartFlowMatching
+
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_start(self, trainer, module):
+            seen.append(module.t0)
+
+    model = WarmStartFlowMatching(
+        MLP(dim=2, hidden=32, depth=2), GaussianMixtureDraft(dim=2, n_components=4), t0="auto"
+    )
+    assert model.hparams["t0"] == "auto" and model.t0_auto
+    trainer = quick_trainer(tmp_path, 2, callbacks=[Record()], enable_checkpointing=False)
+    trainer.fit(model, ToyDataModule("moons", n_train=4000, batch_size=64))
+    cal = model.t0_calibration
+    assert cal is not None and seen == [cal.t0] and model.t0 == cal.t0
+    assert cal.t0 in cal.grid and 0 < cal.t0 < 1
+    ckpt = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(ckpt)
+    saved = torch.load(ckpt, weights_only=False)
+    assert saved["hyper_parameters"]["t0"] == cal.t0
+    assert saved["t0_calibration"]["t0"] == cal.t0
+    assert load(ckpt).t0 == cal.t0  # a loaded model starts where training did
+    with pytest.raises(ValueError, match="auto"):
+        WarmStartFlowMatching(MLP(dim=2), GaussianMixtureDraft(dim=2), t0="late")
+
+
+def test_calibrate_t0_subcommand_prints_the_curve_and_the_choice(tmp_path):
+    from pathlib import Path
+
+    from helpers import run_ws_fm
+
+    config = Path(__file__).resolve().parents[1] / "lightning_configs/toy/ws_fm.yaml"
+    out = run_ws_fm(
+        ["calibrate-t0", "--config", config, "--grid", "0.2,0.5,0.9", "--n", "1000"], tmp_path
+    )
+    assert "t0 calibration (sliced_wasserstein, n = 1000" in out.stdout
+    assert out.stdout.count("\n") >= 5 and "<- chosen" in out.stdout
+    chosen = float(out.stdout.split("t0 = ")[1].split()[0])
+    assert chosen in (0.2, 0.5, 0.9)
+    bad = run_ws_fm(["calibrate-t0", "--config", config, "--grid", "0.5,1.2"], tmp_path, ok=False)
+    assert bad.returncode != 0 and "grid point" in bad.stderr

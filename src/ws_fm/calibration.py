@@ -208,8 +208,9 @@ def calibrate_t0(
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(data), generator=g)
     real_a, real_b = data[perm[:n]].cpu(), data[perm[n : 2 * n]].cpu()
-    torch.manual_seed(seed)
-    drafts = _samples(draft, n, g)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(seed)
+        drafts = _samples(draft, n, g)
     if drafts.shape[1:] != real_a.shape[1:]:
         raise ValueError(
             f"draft samples have shape {tuple(drafts.shape[1:])} but the data "

@@ -6,6 +6,7 @@ chosen with ``class_path`` in a YAML config, plus ``sample``::
     ws-fm fit --config lightning_configs/toy/ws_fm.yaml --model.init_args.t0=0.9
     ws-fm fit --config lightning_configs/toy/ws_fm.yaml --ckpt_path=last      # resume
     ws-fm sample --ckpt_path=runs/toy/ws_fm/checkpoints/last.ckpt --num_samples=1000
+    ws-fm calibrate-t0 --config lightning_configs/toy/ws_fm.yaml   # t0 from the draft, no training
 """
 
 from __future__ import annotations
@@ -162,6 +163,59 @@ def quiet_known_warnings() -> None:
     connector.addFilter(lambda record: "`weights_only` was not set" not in record.getMessage())
 
 
+def calibrate_main(argv: list[str]) -> None:
+    """``ws-fm calibrate-t0 --config <warm refiner config>``: the latest ``t0`` the config's
+    draft allows on its data (:func:`ws_fm.calibration.calibrate_t0`), with the curve; no
+    training.  Every other argument (``--model...``, ``--data...``) is the config's override."""
+    import argparse
+
+    from .calibration import DEFAULT_T0_GRID, calibrate_t0
+
+    parser = argparse.ArgumentParser(
+        prog="ws-fm calibrate-t0",
+        description="Choose a warm refiner's t0 from its draft and data, without training.",
+    )
+    parser.add_argument(
+        "--grid",
+        default=",".join(f"{t:g}" for t in DEFAULT_T0_GRID),
+        help="comma-separated candidate t0 values",
+    )
+    parser.add_argument("--n", type=int, default=2000, help="samples per set")
+    parser.add_argument("--tolerance", type=float, default=0.5)
+    parser.add_argument("--calibration_seed", type=int, default=0)
+    ours, rest = parser.parse_known_args(argv)
+    cli = WSFMCLI(
+        L.LightningModule,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        run=False,
+        args=rest,
+    )
+    model, dm = cli.model, cli.datamodule
+    if not hasattr(model, "calibrate_start"):
+        raise ValueError(
+            f"calibrate-t0 needs a warm refiner config; {type(model).__name__} has no draft."
+        )
+    data = getattr(dm, "data", dm)  # the data inside a WarmStartDataModule (no bank is built)
+    data.setup("fit")
+    train = data.train_data()
+    model._draft_fit_data = train  # closed-form drafts are fitted on it, as in fit's setup
+    model.ensure_draft_fitted()
+    cal = calibrate_t0(
+        model.draft,
+        train,
+        path=model.path.path,
+        sigma=model.path.sigma,
+        grid=[float(t) for t in ours.grid.split(",") if t.strip()],
+        n=ours.n,
+        tolerance=ours.tolerance,
+        seed=ours.calibration_seed,
+    )
+    print("\n".join(cal.lines()))
+    print(f"t0 = {cal.t0:g}  (use it with --model.init_args.t0={cal.t0:g}, or t0: auto)")
+
+
 # Frames in these are not where a user's mistake is explained.
 _LIBRARY_PATHS = ("jsonargparse", "lightning", "torch/", "argparse", "typing")
 
@@ -191,6 +245,9 @@ def main(args: list[str] | None = None) -> None:
 def _run(argv: list[str]) -> None:
     if argv[:1] == ["sample"]:
         sample_main(argv[1:])
+        return
+    if argv[:1] == ["calibrate-t0"]:
+        calibrate_main(argv[1:])
         return
     WSFMCLI(
         L.LightningModule,

@@ -198,7 +198,8 @@ class WarmStartDiscreteFlowMatching(WarmStartMixin, DiscreteFlowMatching):
         net: the token backbone (``vocab_size`` attribute; ``MASK`` = ``vocab_size``).
         draft: a token draft (``sample(n) -> (n, L)`` ids), e.g. ``LSTMDraft``, ``NGramDraft``
             or a ``DraftCheckpoint`` of one; it must use the data's tokenizer.
-        t0: start time in ``[0, 1)``; ``t0 = 0`` is exactly the cold masked flow.
+        t0: start time in ``[0, 1)``; ``t0 = 0`` is exactly the cold masked flow; ``"auto"``:
+            calibrated in ``setup`` (:func:`ws_fm.calibration.calibrate_t0`).
         sigma: the fraction of the cold path's masks placed over the draft at ``t0``, in
             ``[0, 1]``: each draft token is kept with probability ``1 - sigma (1 - kappa_t0)``
             (1, the default: masked like the cold path at ``t0``; 0: the whole draft kept, so
@@ -217,7 +218,7 @@ class WarmStartDiscreteFlowMatching(WarmStartMixin, DiscreteFlowMatching):
         self,
         net: nn.Module,
         draft: nn.Module,
-        t0: float = 0.8,
+        t0: float | str = 0.8,
         coupling: str | Coupling = "minibatch_ot",
         scheduler: KappaScheduler | None = None,
         path: ProbabilityPath | None = None,
@@ -225,6 +226,7 @@ class WarmStartDiscreteFlowMatching(WarmStartMixin, DiscreteFlowMatching):
         **kwargs: Any,
     ) -> None:
         draft = self.check_draft(draft)
+        start = self.start_time(t0)
         if not 0.0 <= float(sigma) <= 1.0:
             raise ValueError(
                 f"sigma={sigma} must be in [0, 1]: the fraction of the cold path's masks placed "
@@ -242,10 +244,10 @@ class WarmStartDiscreteFlowMatching(WarmStartMixin, DiscreteFlowMatching):
             net,
             coupling=coupling,
             scheduler=scheduler,
-            path=WarmStart(cold, t0, sigma) if cold is not None else None,
+            path=WarmStart(cold, start, sigma) if cold is not None else None,
             **kwargs,
         )
-        self.init_warm_start(draft)
+        self.init_warm_start(draft, t0)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)

@@ -20,8 +20,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
+from ..calibration import T0Calibration, calibrate_t0
 from ..couplings import Coupling
 from ..drafts.base import DraftGenerator
 from ..paths import ProbabilityPath, WarmStart
@@ -49,8 +51,37 @@ class WarmStartMixin:
             )
         return draft
 
-    def init_warm_start(self, draft: nn.Module) -> None:
+    def init_warm_start(self, draft: nn.Module, t0: float | str = 0.8) -> None:
         self.draft = draft.requires_grad_(False).eval()
+        self.t0_auto = t0 == "auto"
+        #: the curve ``t0: auto`` was read from (set in ``setup``; saved in checkpoints)
+        self.t0_calibration: T0Calibration | None = None
+
+    @staticmethod
+    def start_time(t0: float | str) -> float:
+        """The start time the warm path is built with: ``t0``, or 0 until ``t0: auto`` is
+        calibrated in ``setup`` (:meth:`calibrate_start`)."""
+        if isinstance(t0, str):
+            if t0 != "auto":
+                raise ValueError(f"t0={t0!r}: give a number in [0, 1) or 'auto'.")
+            return 0.0
+        return t0
+
+    def calibrate_start(self, train: Tensor) -> T0Calibration:
+        """``t0: auto``: the latest ``t0`` at which the draft's warm start point matches the cold
+        path's state (:func:`ws_fm.calibration.calibrate_t0`), set on the path and recorded in
+        the hyperparameters (so checkpoints hold the number)."""
+        cal = calibrate_t0(
+            self.draft,
+            train,
+            path=self.path.path,
+            sigma=self.path.sigma,  # type: ignore[attr-defined]
+        )
+        self.path.t0 = cal.t0  # type: ignore[attr-defined]
+        self.hparams["t0"] = cal.t0  # type: ignore[attr-defined]
+        self.t0_calibration, self.t0_auto = cal, False
+        rank_zero_info("t0: auto\n" + "\n".join(cal.lines()))
+        return cal
 
     @property
     def t0(self) -> float:
@@ -78,6 +109,26 @@ class WarmStartMixin:
         self._draft_fit_data = self.train_data()  # type: ignore[attr-defined]
         self.ensure_draft_fitted()
         self.check_draft_shape()
+        if self.t0_auto:
+            if self._draft_fit_data is None:
+                raise ValueError(
+                    "t0='auto' needs the training data to calibrate on: fit with a DataModule "
+                    "that offers train_data() (every ws_fm DataModule does)."
+                )
+            self.calibrate_start(self._draft_fit_data)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)  # type: ignore[misc]
+        if self.t0_calibration is not None:
+            cal = self.t0_calibration
+            checkpoint["t0_calibration"] = {
+                "t0": cal.t0,
+                "grid": list(cal.grid),
+                "distance": list(cal.distance),
+                "floor": list(cal.floor),
+                "tolerance": cal.tolerance,
+                "metric": cal.metric,
+            }
 
     def ensure_draft_fitted(self) -> None:
         """Fit a closed-form draft (one with ``fit`` and ``is_fitted``) on the training data.
@@ -136,7 +187,10 @@ class WarmStartFlowMatching(WarmStartMixin, FlowMatching):
             ``fit`` is fitted on the DataModule's training data in ``setup``.  It is frozen: only
             ``net`` trains.  Batches that carry drafts (``{"x1": ..., "source": ...}``, from the
             sample bank) are used instead of calling it during training.
-        t0: start time in ``[0, 1)``; ``t0 = 0`` is exactly the cold start.
+        t0: start time in ``[0, 1)``; ``t0 = 0`` is exactly the cold start.  ``"auto"``: chosen
+            in ``setup`` from the draft and the training data, before training
+            (:func:`ws_fm.calibration.calibrate_t0`), and saved as a number in the
+            hyperparameters.
         sigma: noise scale at ``t0`` (``>= 0``).
         coupling: a :class:`~ws_fm.couplings.Coupling` or ``minibatch_ot`` (default),
             ``independent`` (the ablation) or ``nearest_neighbour``.
@@ -149,16 +203,17 @@ class WarmStartFlowMatching(WarmStartMixin, FlowMatching):
         self,
         net: nn.Module,
         draft: nn.Module,
-        t0: float = 0.8,
+        t0: float | str = 0.8,
         sigma: float = 1.0,
         coupling: str | Coupling = "minibatch_ot",
         path: ProbabilityPath | None = None,
         **kwargs: Any,
     ) -> None:
         draft = self.check_draft(draft)
-        warm = WarmStart(path if path is not None else self.default_path(), t0, sigma)
+        start = self.start_time(t0)
+        warm = WarmStart(path if path is not None else self.default_path(), start, sigma)
         super().__init__(net, coupling=coupling, path=warm, **kwargs)
-        self.init_warm_start(draft)
+        self.init_warm_start(draft, t0)
 
     @property
     def sigma(self) -> float:
