@@ -40,6 +40,7 @@ import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from torch import nn
 
+from ws_fm.calibration import DEFAULT_T0_GRID, calibrate_t0
 from ws_fm.data import WarmStartDataModule
 from ws_fm.refiners import FlowMatching
 from ws_fm.solvers import SolveResult
@@ -509,6 +510,8 @@ class Run:
     train_seconds: dict[str, float] = field(default_factory=dict)
     #: per peer label: the teacher pairs it trained on (pairs, network evaluations, seconds)
     pair_costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: per (dataset, draft): calibrate_t0's choice and curve, before any refiner trains on it
+    calibrations: list[dict[str, Any]] = field(default_factory=list)
 
     def job_of(self, r: dict[str, Any]) -> RefinerJob:
         return RefinerJob(
@@ -538,6 +541,7 @@ def _train_and_score_all(
         states[key] = state
         run.draft_seconds["/".join(key) if len(p.task.datasets()) > 1 else key[1]] = seconds
         run.drafts[key] = load_draft(p, *key, state)
+        run.calibrations.append(calibrate(p, key, run.drafts[key]))
         mine = [j for j in todo if j.draft_key == key]
         # Each bank is built once, here, through the DataModule; the refiners only read it.
         for job in mine:
@@ -606,6 +610,36 @@ def _train_and_score_all(
                     pair_seconds=float(pairs.get("seconds", 0.0)),
                 )
     return trained
+
+
+def calibrate(p: Profile, key: tuple[str, str], draft: nn.Module) -> dict[str, Any]:
+    """``calibrate_t0`` for one trained draft on its data set (the warm refiners' path and
+    sigma; the t0 grid of the calibration's default, which contains the profile's), here in the
+    main process: seconds."""
+    dataset, name = key
+    warm = build_refiner(p, RefinerJob(p.methods[1], "independent", 0.5, name, dataset), draft)
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        cal = calibrate_t0(
+            draft,
+            p.task.datamodule(p, dataset).train_data(),
+            path=warm.path.path,  # type: ignore[attr-defined]
+            sigma=warm.path.sigma,  # type: ignore[attr-defined]
+            grid=sorted({*DEFAULT_T0_GRID, *p.t0s}),
+            seed=p.seed,
+        )
+    return {
+        "dataset": dataset,
+        "draft": name,
+        "t0": cal.t0,
+        "passed": cal.passed,
+        "metric": cal.metric,
+        "grid": list(cal.grid),
+        "distance": list(cal.distance),
+        "floor": list(cal.floor),
+        "tolerance": cal.tolerance,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def _seed_means(p: Profile, pool: WorkerPool, trained: list[dict[str, Any]], run: Run) -> None:
@@ -701,6 +735,7 @@ def run_profile(p: Profile, work_dir: Path, progress: Any = None) -> dict[str, A
         "rows": run.rows,
         "cold_nfe_at_equal_step": cold_nfe_at_equal_step(warm_t0s, p.warm_grid),
         "draft_train_seconds": run.draft_seconds,
+        "calibrations": run.calibrations,
         "train_seconds": run.train_seconds,
         "phase_seconds": phases,
         "profile_settings": {

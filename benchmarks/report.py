@@ -186,8 +186,10 @@ def build_report(
                     "at_parity": _at_parity(r, ref, lib),
                 }
             )
+    methods = method_summary(rows, reference, cold_method, warm_method, lower_is_better)
     return {
-        "methods": method_summary(rows, reference, cold_method, warm_method, lower_is_better),
+        "methods": methods,
+        "calibrated_t0": calibrated_t0((extra or {}).get("calibrations", []), methods, warm_method),
         "profile": profile,
         "command": command,
         "device": device_name(),
@@ -199,6 +201,55 @@ def build_report(
         "speedups": speedups,
         **(extra or {}),
     }
+
+
+def calibrated_t0(
+    calibrations: list[dict[str, Any]], methods: list[dict[str, Any]], warm_method: str
+) -> list[dict[str, Any]]:
+    """Per draft: the t0 that ``calibrate_t0`` chose before training beside the best swept t0
+    (the warm start's headline setting for that draft: fewest NFE at parity, else best)."""
+    best = {(e["dataset"], e["draft"]): e["t0"] for e in methods if e["method"] == warm_method}
+    return [
+        {
+            "dataset": c["dataset"],
+            "draft": c["draft"],
+            "t0": c["t0"],
+            "best_swept_t0": best.get((c["dataset"], c["draft"])),
+        }
+        for c in calibrations
+    ]
+
+
+def _calibration_lines(report: dict[str, Any]) -> list[str]:
+    entries = report.get("calibrated_t0") or []
+    if not entries:
+        return []
+    swept = sorted({r["t0"] for r in report["rows"] if r.get("draft")})
+    # one grid step: the widest gap between neighbouring swept t0 (0.1 with a single t0)
+    step = max((b - a for a, b in zip(swept, swept[1:])), default=0.1)
+    lines = [
+        "",
+        "## t0 from the draft",
+        "",
+        "`calibrate_t0` (before any refiner trains): the largest t0 up to which the draft's warm "
+        "start point and the cold path's state stay within 1 + tolerance of the real-vs-real "
+        "noise floor; beside it the t0 of the warm start's best setting for that draft (fewest "
+        f"NFE at parity, else best quality) on the swept grid {', '.join(f'{t:g}' for t in swept)}. "
+        "Curves in the results JSON (`calibrations`).",
+        "",
+        "| dataset | draft | calibrated t0 | best swept t0 | within one grid step |",
+        "|---|---|---|---|---|",
+    ]
+    for e in entries:
+        best = e["best_swept_t0"]
+        near = "-"
+        if best is not None:
+            near = "yes" if abs(e["t0"] - best) <= step + 1e-9 else "no"
+        lines.append(
+            f"| {e['dataset']} | {e['draft']} | {e['t0']:g} | "
+            f"{'-' if best is None else f'{best:g}'} | {near} |"
+        )
+    return lines
 
 
 def _fewest_at_parity(group: list[dict[str, Any]], ref: dict[str, Any], lib: bool) -> Any:
@@ -447,6 +498,7 @@ def markdown(report: dict[str, Any]) -> str:
     return (
         "\n".join(
             lines
+            + _calibration_lines(report)
             + _seed_section(report)
             + _image_extras(report)
             + _text_extras(report)

@@ -80,6 +80,13 @@ def test_smoke_profile_writes_results_in_the_shared_shape(tmp_path):
     assert {s["guaranteed"] for s in report["speedups"]} == {5.0}
     assert all(s["wallclock"] > 0 for s in report["speedups"])
     assert (tmp_path / "toy-smoke.md").read_text().startswith("# Benchmark `toy-smoke`")
+    # t0 from the draft, beside the best swept t0 (issue 13), with the curve it was read from
+    (cal,) = report["calibrated_t0"]
+    assert cal["dataset"] == "checkerboard" and cal["draft"] == "gmm"
+    assert 0 < cal["t0"] < 1 and cal["best_swept_t0"] == 0.8
+    (curve,) = report["calibrations"]
+    assert cal["t0"] in curve["grid"] and len(curve["distance"]) == len(curve["floor"])
+    assert "## t0 from the draft" in (tmp_path / "toy-smoke.md").read_text()
     assert (tmp_path / "toy-smoke.png").stat().st_size > 10_000
     _check_peers(report, tmp_path / "toy-smoke.md", pairs=256, pair_steps=8)
     with pytest.raises(SystemExit):

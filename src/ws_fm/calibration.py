@@ -22,7 +22,8 @@ with 100 projections, for low-dimensional data), ``"frechet"`` (the Fréchet dis
 the FID feature modules of :mod:`ws_fm.metrics.fid_features` give the image version), or any
 callable ``(a, b) -> float``.  ``"auto"`` picks sliced Wasserstein for up to 16 dimensions and
 Fréchet above.  Token data (the masked path) are compared through ``features``; by default each
-sequence's histogram of token ids (``MASK`` included).
+sequence's histogram of token ids (``MASK`` included), by sliced Wasserstein (a vocabulary of
+thousands makes a Fréchet covariance too large).
 """
 
 from __future__ import annotations
@@ -132,8 +133,8 @@ def _metric(
 ) -> tuple[str, Distance]:
     if callable(name):
         return getattr(name, "__name__", "custom"), name
-    if name == "auto":  # tokens: dim 0, compared by their features' Fréchet distance
-        name = "sliced_wasserstein" if 0 < dim <= 16 else "frechet"
+    if name == "auto":  # tokens (dim 0): sliced Wasserstein of their histograms, any vocabulary
+        name = "sliced_wasserstein" if dim <= 16 else "frechet"
     if name == "sliced_wasserstein":
         from .metrics import sliced_wasserstein
 
