@@ -28,30 +28,44 @@ from .solvers import FIXED_STEP_METHODS, SOLVERS, solve
 __all__ = ["load_teacher", "resolve_teacher", "TeacherPairSource"]
 
 
-def load_teacher(checkpoint: str | Path, map_location: Any = "cpu") -> nn.Module:
-    """A trained cold flow from its checkpoint alone, frozen (eval mode, no gradients)."""
+def load_teacher(
+    checkpoint: str | Path, map_location: Any = "cpu", warm: bool = False
+) -> nn.Module:
+    """A trained cold flow (``warm``: a warm refiner) from its checkpoint alone, frozen (eval
+    mode, no gradients)."""
     from .checkpoints import load
 
     teacher = load(checkpoint, map_location=map_location)
-    return _check_teacher(teacher, str(checkpoint))
+    return _check_teacher(teacher, str(checkpoint), warm)
 
 
-def resolve_teacher(teacher: nn.Module | str) -> nn.Module:
-    """A teacher given as a module (checked and frozen) or as its checkpoint's path (loaded)."""
-    return load_teacher(teacher) if isinstance(teacher, str) else _check_teacher(teacher)
+def resolve_teacher(teacher: nn.Module | str, warm: bool = False) -> nn.Module:
+    """A teacher given as a module (checked and frozen) or as its checkpoint's path (loaded);
+    ``warm``: a continuous warm refiner (its pairs start at ``t0`` from its drafts) instead of
+    a cold flow."""
+    if isinstance(teacher, str):
+        return load_teacher(teacher, warm=warm)
+    return _check_teacher(teacher, "teacher", warm)
 
 
-def _check_teacher(teacher: Any, where: str = "teacher") -> nn.Module:
+def _check_teacher(teacher: Any, where: str = "teacher", warm: bool = False) -> nn.Module:
     path = getattr(teacher, "path", None)
     if not hasattr(teacher, "velocity") or path is None:
         raise ValueError(
             f"{where}: a teacher must be a ws_fm flow system (FlowMatching or a subclass); got "
             f"{type(teacher).__name__}."
         )
-    if getattr(teacher, "is_discrete", False) or float(path.t_start) != 0.0:
+    if warm:
+        if getattr(teacher, "is_discrete", False) or not hasattr(teacher, "draft"):
+            raise ValueError(
+                f"{where}: a warm student needs a continuous warm refiner as its teacher (a "
+                f"WarmStartFlowMatching with its draft); got {type(teacher).__name__}."
+            )
+    elif getattr(teacher, "is_discrete", False) or float(path.t_start) != 0.0:
         raise ValueError(
             f"{where}: a teacher must be a continuous cold flow sampling from noise at t = 0 "
-            f"(got {type(teacher).__name__} starting at t = {float(path.t_start):g})."
+            f"(got {type(teacher).__name__} starting at t = {float(path.t_start):g}; a warm "
+            "refiner teaches the warm students WarmReFlow and WarmOneStepDistillation)."
         )
     if getattr(teacher, "sample_shape", None) is None:
         raise ValueError(f"{where}: the teacher does not know its sample shape; fit it first.")
@@ -59,14 +73,17 @@ def _check_teacher(teacher: Any, where: str = "teacher") -> nn.Module:
 
 
 class TeacherPairSource(nn.Module):
-    """Noise-to-sample pairs of a frozen teacher, for the sample bank.
+    """Start-to-sample pairs of a frozen teacher, for the sample bank: ``(z, x1)`` of a cold
+    flow from noise, or, with ``warm``, ``(x_t0, x1)`` of a warm refiner, ``x_t0`` its draft
+    placed at ``t0`` (``path.start``) and ``x1`` its ODE endpoint from there.
 
     Args:
-        teacher: a trained cold flow, or the path of its checkpoint.
+        teacher: a trained cold flow (a warm refiner with ``warm``), or its checkpoint's path.
         solver: ``dopri5`` (adaptive, with ``rtol`` / ``atol``) or a fixed-step solver with
             ``steps`` steps (e.g. Euler 20).
         steps: fixed steps (ignored by adaptive solvers).
         rtol, atol: tolerances of the adaptive solver.
+        warm: the teacher is a warm refiner.
     """
 
     #: the checkpoint's location does not change the pairs (the teacher's weights do)
@@ -79,10 +96,12 @@ class TeacherPairSource(nn.Module):
         steps: int = 100,
         rtol: float = 1e-5,
         atol: float = 1e-5,
+        warm: bool = False,
     ) -> None:
         super().__init__()
         self.checkpoint = teacher if isinstance(teacher, str) else None
-        self.teacher = resolve_teacher(teacher)
+        self.teacher = resolve_teacher(teacher, warm)
+        self.warm = bool(warm)
         self.solver = check_choice(solver, SOLVERS, "solver")
         self.steps = check_positive_int(steps, "steps") if solver in FIXED_STEP_METHODS else None
         self.rtol, self.atol = float(rtol), float(atol)
@@ -105,14 +124,20 @@ class TeacherPairSource(nn.Module):
 
     @torch.no_grad()
     def pairs(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """``n`` pairs ``(z, x1)``: noise and the teacher's sample from it."""
+        """``n`` pairs ``(z, x1)``: the start state (noise; a warm teacher's draft placed at
+        ``t0``) and the teacher's sample from it."""
         device = next(self.teacher.parameters()).device
-        z = torch.randn(n, *self.sample_shape, generator=generator, device=device)
+        t_start = float(self.teacher.path.t_start)
+        if self.warm:
+            xd = self.teacher.draw_source(n).to(device)
+            z = self.teacher.path.start(xd, self.teacher.path.draw_noise(xd, generator))
+        else:
+            z = torch.randn(n, *self.sample_shape, generator=generator, device=device)
         start = time.perf_counter()
         res = solve(
             self.teacher.velocity(),
             z,
-            t_start=0.0,
+            t_start=t_start,
             method=self.solver,
             steps=self.steps,
             rtol=self.rtol,

@@ -5,6 +5,7 @@ from .distillation import OneStepDistillation
 from .fgm import FlowGeneratorMatching
 from .flow_matching import FlowMatching
 from .reflow import ReFlow
+from .warm_reflow import WarmOneStepDistillation, WarmReFlow
 from .warm_start import WarmStartFlowMatching
 
 __all__ = [
@@ -15,4 +16,6 @@ __all__ = [
     "ReFlow",
     "OneStepDistillation",
     "FlowGeneratorMatching",
+    "WarmReFlow",
+    "WarmOneStepDistillation",
 ]
