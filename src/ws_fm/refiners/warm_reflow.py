@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from ..paths import PathSample, WarmStart
 from ..teachers import TeacherPairSource, resolve_teacher
-from ..time_sampling import GridTime
+from ..time_sampling import TimeSampler
 from .flow_matching import Cond
 from .reflow import ReFlow
 
@@ -73,17 +73,18 @@ class WarmReFlow(ReFlow):
         coupling: Any = None,
         **kwargs: Any,
     ) -> None:
-        if kwargs.pop("real_fraction", 0.0):
+        if kwargs.pop("real_fraction", 0.0):  # the CLI passes ReFlow's default explicitly
             raise ValueError(
                 f"{type(self).__name__}: real_fraction does not apply (a real data point has no "
                 "warm start point of its own); leave it at 0."
             )
         warm_teacher = resolve_teacher(teacher, warm=True)
-        if "path" in kwargs:
+        if kwargs.get("path") is not None:
             raise ValueError(
                 f"{type(self).__name__} takes its path from the teacher (its cold path, t0 and "
                 "sigma): leave path out."
             )
+        kwargs.pop("path", None)
         cold = warm_teacher.path.path  # type: ignore[attr-defined]
         kwargs["path"] = WarmStart(cold, warm_teacher.t0, warm_teacher.sigma)  # type: ignore[attr-defined]
         super().__init__(
@@ -130,16 +131,20 @@ class WarmReFlow(ReFlow):
 class WarmOneStepDistillation(WarmReFlow):
     """One draft plus one network evaluation: ``x1 = x_t0 + (1 - t0) v_theta(x_t0, t0)``,
     regressed on the warm teacher's endpoints (module docstring).  Arguments as
-    :class:`WarmReFlow`; ``time_sampler`` is ``GridTime(1)`` and ``sample_steps`` 1."""
+    :class:`WarmReFlow`, with the one-step defaults ``time_sampler="grid"`` (``GridTime(1)``:
+    training at ``t0`` alone) and ``sample_steps=1``."""
 
-    def __init__(self, net: nn.Module, teacher: nn.Module | str, **kwargs: Any) -> None:
-        for key in ("time_sampler", "sample_steps"):
-            if key in kwargs:
-                raise ValueError(
-                    f"{type(self).__name__} fixes {key} (one step from t0); use WarmReFlow "
-                    "with time_sampler=GridTime(k) for a k-step student."
-                )
-        super().__init__(net, teacher, time_sampler=GridTime(1), sample_steps=1, **kwargs)
+    def __init__(
+        self,
+        net: nn.Module,
+        teacher: nn.Module | str,
+        time_sampler: str | TimeSampler = "grid",
+        sample_steps: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            net, teacher, time_sampler=time_sampler, sample_steps=sample_steps, **kwargs
+        )
 
     @torch.no_grad()
     def generate(self, x_t0: Tensor) -> Tensor:
