@@ -218,6 +218,8 @@ class RefinerJob:
         """The cold flow that teaches this peer (None for other methods)."""
         if not self.teacher:
             return None
+        if get_method(self.method).warm_teacher:  # the warm refiner of the same draft and t0
+            return RefinerJob("ws_fm", self.teacher, self.t0, self.draft, self.dataset)
         # teachers are continuous cold flows (ws_fm.teachers refuses the discrete ones)
         return RefinerJob("cold_fm", self.teacher, dataset=self.dataset)
 
@@ -250,8 +252,18 @@ def jobs(p: Profile) -> list[RefinerJob]:
                     f"profile {p.name}: teacher_coupling={p.teacher_coupling!r} is not among "
                     f"its cold_couplings {p.cold_couplings}"
                 )
-            pairs = get_method(name).pairs
-            out.append(RefinerJob(name, pairs, dataset=ds, teacher=p.teacher_coupling))
+            method = get_method(name)
+            if method.warm_teacher:  # one per draft, taught by its warm refiner at ablation_t0
+                teach = p.sweep_couplings[0]
+                for d in p.drafts:
+                    if RefinerJob(p.methods[1], teach, p.ablation_t0, d, ds) not in out:
+                        raise ValueError(
+                            f"profile {p.name}: {name} needs the warm refiner at "
+                            f"t0={p.ablation_t0} ({teach}) among its t0s {p.t0s}"
+                        )
+                    out.append(RefinerJob(name, method.pairs, p.ablation_t0, d, ds, teach))
+                continue
+            out.append(RefinerJob(name, method.pairs, dataset=ds, teacher=p.teacher_coupling))
     return out
 
 
@@ -273,22 +285,26 @@ def build_refiner(
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps),
         **p.task.refiner_kwargs(p),
     )
-    if method.warm:
+    if method.warm and not method.teacher:
         kw.update(dict(p.warm_kwargs))
     if job.sampler:
         kw["sampler"] = job.sampler
     if method.teacher:
         teacher_job = job.teacher_job
         assert teacher_job is not None
-        kw.update(teacher=teacher or build_refiner(p, teacher_job, None), profile=p)
+        own = draft if method.warm_teacher else None  # a warm teacher carries the draft
+        kw.update(teacher=teacher or build_refiner(p, teacher_job, own), profile=p)
     return method.build(p.task.network(p, job.dataset), draft, job, **kw)
 
 
-def load_teacher_of(p: Profile, job: RefinerJob, state: dict[str, Any]) -> FlowMatching:
-    """The trained cold flow that teaches ``job`` (a peer), from its weights."""
+def load_teacher_of(
+    p: Profile, job: RefinerJob, state: dict[str, Any], draft: nn.Module | None = None
+) -> FlowMatching:
+    """The trained flow that teaches ``job`` (a peer: a cold flow; a warm student: the warm
+    refiner, with ``draft``), from its weights."""
     teacher_job = job.teacher_job
     assert teacher_job is not None
-    teacher = build_refiner(p, teacher_job, None)
+    teacher = build_refiner(p, teacher_job, draft if teacher_job.draft else None)
     teacher.load_state_dict(state)
     return teacher.eval()
 
@@ -324,7 +340,13 @@ def training_data(p: Profile, job: RefinerJob, bank_dir: Path) -> L.LightningDat
     return WarmStartDataModule(
         data,
         bank_size=size,
-        bank_dir=str(bank_dir / job.dataset),  # one folder per data set: bank names repeat
+        # one folder per data set (bank names repeat), and per warm teacher (its pairs are
+        # named as the cold teacher's)
+        bank_dir=str(
+            bank_dir
+            / job.dataset
+            / (f"{job.draft}-t0={job.t0}" if job.teacher and job.draft else "")
+        ),
         seed=p.seed,
         on_stale="error",
         progress=False,
@@ -434,7 +456,7 @@ def train_and_score(
     _worker_setup(p)
     L.seed_everything(p.seed, verbose=False)
     draft = load_draft(p, job.dataset, job.draft, draft_state) if job.draft else None
-    teacher = load_teacher_of(p, job, teacher_state) if teacher_state is not None else None
+    teacher = load_teacher_of(p, job, teacher_state, draft) if teacher_state is not None else None
     model = build_refiner(p, job, draft, teacher)
     start = time.perf_counter()
     bench_trainer(
@@ -542,7 +564,7 @@ def _train_and_score_all(
         run.draft_seconds["/".join(key) if len(p.task.datasets()) > 1 else key[1]] = seconds
         run.drafts[key] = load_draft(p, *key, state)
         run.calibrations.append(calibrate(p, key, run.drafts[key]))
-        mine = [j for j in todo if j.draft_key == key]
+        mine = [j for j in todo if j.draft_key == key and not j.teacher]
         # Each bank is built once, here, through the DataModule; the refiners only read it.
         for job in mine:
             data = training_data(p, job, bank_dir)
@@ -556,13 +578,15 @@ def _train_and_score_all(
         # DataModule, as for drafts), then its students join the pool.
         teacher = None
         for job in [j for j in todo if j.teacher_job == teacher_job]:
+            draft = run.drafts[job.draft_key] if job.draft else None
             data = training_data(p, job, bank_dir)
             if isinstance(data, WarmStartDataModule):
-                teacher = teacher or load_teacher_of(p, job, state)
-                bank = data.prepare_bank(build_refiner(p, job, None, teacher))
+                teacher = teacher or load_teacher_of(p, job, state, draft)
+                bank = data.prepare_bank(build_refiner(p, job, draft, teacher))
                 assert bank is not None
                 run.pair_costs[job.label] = dict(bank.meta.get("generation", {}))
-            pool.submit(train_and_score, p, job, None, bank_dir, state)
+            draft_state = states[job.draft_key] if job.draft else None
+            pool.submit(train_and_score, p, job, draft_state, bank_dir, state)
 
     draft_keys = list(dict.fromkeys(j.draft_key for j in todo if j.draft))
     closed = [k for k in draft_keys if callable(getattr(p.task.draft(p, *k), "fit", None))]

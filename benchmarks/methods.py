@@ -1,7 +1,7 @@
 """The method registry: how each benchmarked method is built from a backbone, a draft and a job.
 
-A method is a name (``cold_fm``, ``ws_fm``, ``cold_dfm``, ``ws_dfm``, and the peers ``reflow``,
-``distill`` and ``fgm``), whether it starts from a draft, whether it learns from a teacher (a
+A method is a name (``cold_fm``, ``ws_fm``, ``cold_dfm``, ``ws_dfm``, the peers ``reflow``,
+``distill`` and ``fgm``, and the warm students ``ws_reflow`` and ``ws_distill``), whether it starts from a draft, whether it learns from a teacher (a
 cold flow of the same run, trained first), and a builder.  The engine
 (:mod:`benchmarks.engine`) trains, scores and times every method the same way; a profile names the
 methods it compares.  Register a new one with :func:`register_method`.
@@ -22,6 +22,8 @@ from ws_fm.refiners import (
     FlowMatching,
     OneStepDistillation,
     ReFlow,
+    WarmOneStepDistillation,
+    WarmReFlow,
     WarmStartDiscreteFlowMatching,
     WarmStartFlowMatching,
 )
@@ -49,6 +51,9 @@ class Method:
     #: where its training pairs come from: ``teacher_pairs`` (a bank of the teacher's pairs) or
     #: ``online`` (none stored)
     pairs: str = ""
+    #: taught by the profile's warm refiner of the same draft at the ablation t0 (warm ReFlow and
+    #: distillation) instead of a cold flow
+    warm_teacher: bool = False
 
     def grid(self, p: Any) -> tuple[int, ...]:
         """The Euler step counts it is scored on: its own, the warm grid, or the cold grid with
@@ -148,3 +153,27 @@ register_method(
     )
 )
 register_method(Method("fgm", warm=False, build=_fgm, teacher=True, steps=(1,), pairs="online"))
+
+
+register_method(
+    Method(
+        "ws_reflow",
+        warm=True,
+        build=_peer(WarmReFlow),
+        teacher=True,
+        steps=(1, 2, 4, 8),
+        pairs="teacher_pairs",
+        warm_teacher=True,
+    )
+)
+register_method(
+    Method(
+        "ws_distill",
+        warm=True,
+        build=_peer(WarmOneStepDistillation),
+        teacher=True,
+        steps=(1,),
+        pairs="teacher_pairs",
+        warm_teacher=True,
+    )
+)

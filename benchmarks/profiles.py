@@ -271,6 +271,8 @@ PROFILES: dict[str, Profile] = {
         workers=1,
         pair_count=256,
         pair_steps=8,
+        # the warm students too (issue 13), taught by the warm refiner at t0 = 0.8
+        peers=("reflow", "distill", "fgm", "ws_reflow", "ws_distill"),
     ),
     "digits": DIGITS,
     "digits-smoke": replace(

@@ -88,12 +88,30 @@ def test_smoke_profile_writes_results_in_the_shared_shape(tmp_path):
     assert cal["t0"] in curve["grid"] and len(curve["distance"]) == len(curve["floor"])
     assert "## t0 from the draft" in (tmp_path / "toy-smoke.md").read_text()
     assert (tmp_path / "toy-smoke.png").stat().st_size > 10_000
-    _check_peers(report, tmp_path / "toy-smoke.md", pairs=256, pair_steps=8)
+    _check_peers(
+        report,
+        tmp_path / "toy-smoke.md",
+        pairs=256,
+        pair_steps=8,
+        warm_students=("ws_reflow", "ws_distill"),
+    )
+    # the warm students, taught by the warm refiner of their draft at t0 = 0.8 with the first
+    # sweep coupling (issue 13)
+    warm_students = {
+        (r["method"], r["draft"], r["t0"], r["teacher"], r["nfe"])
+        for r in report["rows"]
+        if r["method"] in ("ws_reflow", "ws_distill")
+    }
+    assert warm_students == {("ws_reflow", "gmm", 0.8, "independent", n) for n in (1, 2, 4, 8)} | {
+        ("ws_distill", "gmm", 0.8, "independent", 1)
+    }
+    headline = {e["method"] for e in report["methods"]}
+    assert {"ws_reflow", "ws_distill", "reflow", "distill", "fgm", "ws_fm"} <= headline
     with pytest.raises(SystemExit):
         main(["--profile", "nope"])
 
 
-def _check_peers(report, md, pairs, pair_steps):
+def _check_peers(report, md, pairs, pair_steps, warm_students=()):
     """The peers' rows (on their own grids, with their training cost) and the headline table
     (one entry per cold coupling, per draft, per peer; parity read from the seed means)."""
     from ws_fm.speedup import within
@@ -112,7 +130,9 @@ def _check_peers(report, md, pairs, pair_steps):
             assert all(r["pair_seconds"] > 0 for r in rows)
     ref = report["reference"][0]
     entries = {(e["method"], e["draft"] or e["coupling"]): e for e in report["methods"]}
-    assert {"reflow", "distill", "fgm", "cold_fm", "ws_fm"} == {m for m, _ in entries}
+    assert {"reflow", "distill", "fgm", "cold_fm", "ws_fm", *warm_students} == {
+        m for m, _ in entries
+    }
     assert ("cold_fm", "independent") in entries and ("cold_fm", "minibatch_ot") in entries
     for e in report["methods"]:
         rows = [
