@@ -157,6 +157,10 @@ class Profile:
     pair_steps: int = 100
     fgm_lr: float = 1e-4
     fgm_online_steps: int = 3
+    # The warm students among the peers (ws_reflow, ws_distill): the drafts they are trained
+    # from (empty: every draft) and their training steps (0: peer_steps).
+    warm_student_drafts: tuple[str, ...] = ()
+    warm_student_steps: int = 0
     # Token refiners: the discrete samplers compared on each trained warm refiner (the first
     # one is the refiner's own; ws_fm.solvers.DISCRETE_SAMPLERS), none: the refiner's default.
     samplers: tuple[str, ...] = ()
@@ -180,6 +184,8 @@ class Profile:
     def steps_of(self, job: RefinerJob) -> int:
         """Training steps of ``job``'s refiner."""
         method = get_method(job.method)
+        if method.warm_teacher and self.warm_student_steps:
+            return self.warm_student_steps
         if method.teacher and self.peer_steps:
             return self.peer_steps
         if method.warm and self.warm_steps:
@@ -255,7 +261,13 @@ def jobs(p: Profile) -> list[RefinerJob]:
             method = get_method(name)
             if method.warm_teacher:  # one per draft, taught by its warm refiner at ablation_t0
                 teach = p.sweep_couplings[0]
-                for d in p.drafts:
+                unknown = set(p.warm_student_drafts) - set(p.drafts)
+                if unknown:
+                    raise ValueError(
+                        f"profile {p.name}: warm_student_drafts {sorted(unknown)} are not among "
+                        f"its drafts {p.drafts}"
+                    )
+                for d in p.warm_student_drafts or p.drafts:
                     if RefinerJob(p.methods[1], teach, p.ablation_t0, d, ds) not in out:
                         raise ValueError(
                             f"profile {p.name}: {name} needs the warm refiner at "

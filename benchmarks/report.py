@@ -904,9 +904,17 @@ def plot(report: dict[str, Any], path: Path) -> None:
     cold_method = report["reference"][0]["method"]
     curves: dict[tuple[Any, ...], list[tuple[int, float]]] = defaultdict(list)
     dopri: dict[tuple[Any, ...], tuple[int, float]] = {}
-    # the peers (trained from a teacher) appear, as the cold flows, in every panel of their set
-    shared = {_key(r) for r in report["rows"] if r["method"] == cold_method or "teacher" in r}
+    # the cold peers (trained from a teacher) appear, as the cold flows, in every panel of their
+    # set; the warm students (taught by a warm refiner) in their draft's panel only
+    taught = {_key(r) for r in report["rows"] if "teacher" in r}
+    shared = {
+        _key(r)
+        for r in report["rows"]
+        if r["method"] == cold_method or ("teacher" in r and not r.get("draft"))
+    }
     peer_colors = {"reflow": "tab:orange", "distill": "tab:purple", "fgm": "tab:green"}
+    peer_colors |= {"ws_reflow": "tab:cyan", "ws_distill": "tab:pink"}
+    peer_markers = {"ws_reflow": "s", "ws_distill": "P"}
     for r in report["rows"]:
         if r["solver"] == "euler":
             curves[_key(r)].append((r["nfe"], r["quality"]))
@@ -916,7 +924,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     panels = list(dict.fromkeys((k[0], k[4]) for k in curves if k not in shared))
     panels = panels or list(dict.fromkeys((k[0], "") for k in curves))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
-    t0s = sorted({k[2] for k in curves if k not in shared})
+    t0s = sorted({k[2] for k in curves if k not in taught and k[1] != cold_method})
     cmap = plt.get_cmap("viridis")
     for ax, (ds, draft) in zip(axes[0], panels):
         ref = refs[ds]
@@ -925,22 +933,25 @@ def plot(report: dict[str, Any], path: Path) -> None:
             if k[0] != ds or (k not in shared and k[4] != draft):
                 continue
             pts.sort()
+            peer = k in taught and not cold  # one-step peers are a single marker
             if cold:
                 color = "black" if k[3] == "independent" else "tab:red"
-            elif k in shared:
+            elif peer:
                 color = peer_colors.get(k[1], "tab:brown")
             else:
                 color = cmap(t0s.index(k[2]) / max(1, len(t0s) - 1))
             style = {"independent": "--", "nearest_neighbour": ":"}.get(k[3], "-")
-            label = (
-                f"{k[1]} {k[3]}" if cold else k[1] if k in shared else f"{k[1]} {k[3]} t0={k[2]:g}"
-            )
-            peer = k in shared and not cold  # one-step peers are a single diamond
+            if cold:
+                label = f"{k[1]} {k[3]}"
+            elif peer:
+                label = f"{k[1]} t0={k[2]:g}" if k[4] else k[1]
+            else:
+                label = f"{k[1]} {k[3]} t0={k[2]:g}"
             ax.plot(
                 *zip(*pts),
-                style,
+                "-" if peer else style,
                 color=color,
-                marker="D" if peer else "o",
+                marker=peer_markers.get(k[1], "D") if peer else "o",
                 ms=5 if peer else 3,
                 lw=1.2,
                 label=label,

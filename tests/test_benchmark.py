@@ -102,8 +102,8 @@ def test_smoke_profile_writes_results_in_the_shared_shape(tmp_path):
         for r in report["rows"]
         if r["method"] in ("ws_reflow", "ws_distill")
     }
-    assert warm_students == {("ws_reflow", "gmm", 0.8, "independent", n) for n in (1, 2, 4, 8)} | {
-        ("ws_distill", "gmm", 0.8, "independent", 1)
+    assert warm_students == {("ws_reflow", "gmm", 0.8, "minibatch_ot", n) for n in (1, 2, 4, 8)} | {
+        ("ws_distill", "gmm", 0.8, "minibatch_ot", 1)
     }
     headline = {e["method"] for e in report["methods"]}
     assert {"ws_reflow", "ws_distill", "reflow", "distill", "fgm", "ws_fm"} <= headline
@@ -181,7 +181,13 @@ def test_digits_smoke_profile_reports_drafts_fid_and_memorisation(tmp_path):
     assert report["sample_grid"] == "digits-smoke_samples.png"
     assert (tmp_path / "digits-smoke_samples.png").stat().st_size > 5_000
     assert "![samples](digits-smoke_samples.png)" in md
-    _check_peers(report, tmp_path / "digits-smoke.md", pairs=64, pair_steps=4)
+    _check_peers(
+        report,
+        tmp_path / "digits-smoke.md",
+        pairs=64,
+        pair_steps=4,
+        warm_students=("ws_reflow", "ws_distill"),
+    )
 
 
 def test_fashion_mnist_profile_falls_back_to_a_labelled_cpu_run_without_cuda(monkeypatch):
@@ -399,3 +405,35 @@ def test_seed_statistics_resamples_candidates_and_screens_far_rows():
     assert rows[0]["quality_sem"] == pytest.approx(0.01 / 3**0.5)
     assert rows[2]["screened_out"] and rows[2]["n_seeds"] == 1
     assert rows[3]["not_judged"] and rows[3]["n_seeds"] == 1
+
+
+def test_warm_students_follow_their_drafts_teacher_and_steps():
+    """Warm students: one per chosen draft, taught by the warm refiner of that draft at the
+    ablation t0 with the first sweep coupling, trained warm_student_steps (else peer_steps)."""
+    from dataclasses import replace
+
+    from benchmarks.engine import jobs
+    from benchmarks.profiles import PROFILES
+
+    p = replace(
+        PROFILES["digits"],
+        peers=("distill", "ws_distill"),
+        warm_student_drafts=("vae", "gan"),
+        peer_steps=300,
+        warm_student_steps=200,
+    )
+    students = [j for j in jobs(p) if j.method == "ws_distill"]
+    assert [j.draft for j in students] == ["vae", "gan"]
+    for j in students:
+        assert j.t0 == p.ablation_t0 and p.steps_of(j) == 200
+        assert j.teacher_job == type(j)(
+            "ws_fm", p.sweep_couplings[0], p.ablation_t0, j.draft, j.dataset
+        )
+    (cold_student,) = [j for j in jobs(p) if j.method == "distill"]
+    assert p.steps_of(cold_student) == 300
+    assert p.steps_of(replace(students[0], method="ws_fm", teacher="")) == p.train_steps
+    assert (
+        len([j for j in jobs(replace(p, warm_student_drafts=())) if j.method == "ws_distill"]) == 3
+    )
+    with pytest.raises(ValueError, match="warm_student_drafts"):
+        jobs(replace(p, warm_student_drafts=("flow",)))

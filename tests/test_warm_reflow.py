@@ -126,28 +126,27 @@ def test_teachers_must_match_the_student(teacher):
         WarmReFlow(_net(), teacher, path=teacher.path.path)
 
 
-@pytest.mark.parametrize("name", ["ws_reflow", "ws_distill"])
-def test_the_warm_student_configs_fit_from_a_warm_teacher(name, tmp_path):
+def test_the_warm_student_configs_fit_from_a_warm_teacher(tmp_path):
     from pathlib import Path
 
     from helpers import run_ws_fm
 
-    configs = Path(__file__).resolve().parents[1] / "lightning_configs/toy"
-    run_ws_fm(["fit", "--config", configs / "ws_fm.yaml", "--trainer.max_steps=20"], tmp_path)
-    run_ws_fm(
-        [
-            "fit",
-            "--config",
-            configs / f"{name}.yaml",
-            "--trainer.max_steps=3",
-            "--data.init_args.bank_size=512",
-            "--model.init_args.teacher_solver=euler",
-            "--model.init_args.teacher_steps=4",
-        ],
-        tmp_path,
-    )
-    ckpt = tmp_path / f"runs/toy/{name}/checkpoints/last.ckpt"
     from ws_fm.checkpoints import load
 
-    model = load(ckpt)
-    assert model.t0 == 0.8 and model.sample(16, solver="euler", steps=1).nfe == 1
+    configs = Path(__file__).resolve().parents[1] / "lightning_configs/toy"
+    run_ws_fm(["fit", "--config", configs / "ws_fm.yaml", "--trainer.max_steps=20"], tmp_path)
+    for name in ("ws_reflow", "ws_distill"):
+        run_ws_fm(
+            [
+                "fit",
+                "--config",
+                configs / f"{name}.yaml",
+                "--trainer.max_steps=3",
+                "--data.init_args.bank_size=512",
+                "--model.init_args.teacher_solver=euler",
+                "--model.init_args.teacher_steps=4",
+            ],
+            tmp_path,
+        )
+        model = load(tmp_path / f"runs/toy/{name}/checkpoints/last.ckpt")
+        assert model.t0 == 0.8 and model.sample(16, solver="euler", steps=1).nfe == 1, name
