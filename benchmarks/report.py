@@ -327,27 +327,49 @@ def method_summary(
     return out
 
 
+def _rank_key(e: dict[str, Any], lower_is_better: bool) -> tuple[Any, ...]:
+    """Methods at parity first, by fewest NFE then quality there (the seed mean); the others by
+    their 1-NFE quality."""
+    sign = 1 if lower_is_better else -1
+    if e["nfe_at_parity"]:
+        return (0, e["nfe_at_parity"], sign * e["quality_at_parity"])
+    q = e["quality_1"]
+    if q is None or q != q:
+        return (2, 0)
+    return (1, q if lower_is_better else -q)
+
+
 def _method_lines(report: dict[str, Any]) -> list[str]:
     entries = report.get("methods") or []
     if not entries:
         return []
+    lib = report["metric"]["lower_is_better"]
     lines = [
         "## Every method against the reference",
         "",
-        "Per method: the fewest Euler NFE whose quality is within 5% of the reference's (on the "
-        "means over sampling seeds, as for the warm start; the warm start at its best setting "
-        "per draft), the quality at 1 and 2 NFE (seed 0), the sampling seconds per 1,000 samples "
-        "at that NFE (at 1 NFE where none is at parity; drafts included), and the training cost: "
-        "training seconds, and for the peers the teacher's network evaluations and seconds spent "
-        "on the pairs they train on (ReFlow and distillation share one bank: each row counts it; "
-        "FGM evaluates its teacher during training instead). Training seconds come from parallel "
-        "workers (one thread each), pair seconds from the main process beside them.",
+        "Per data set, every method ranked: first those at parity with the cold reference (next"
+        " section), by their fewest Euler NFE at parity (within 5% of the reference's quality, "
+        "on the means over sampling seeds; the warm start at its best setting per draft) and "
+        "their quality there, then the others by their quality at 1 NFE. Beside it the quality "
+        "at 1 and 2 NFE (seed 0), the sampling seconds per 1,000 samples at that NFE (at 1 NFE "
+        "where none is at parity; drafts included), and the training cost beyond the teacher: "
+        "training seconds, and for the methods taught by a teacher (the peers by the cold flow,"
+        " the warm students ws_reflow and ws_distill by the warm refiner of their draft) the "
+        "teacher's network evaluations and seconds spent on the pairs they train on (ReFlow and"
+        " distillation share one bank: each row counts it; FGM evaluates its teacher during "
+        "training instead). Training seconds come from parallel workers (one thread each), pair"
+        " seconds from the main process beside them.",
         "",
-        "| dataset | method | setting | fewest NFE at parity (mean) | quality @1 NFE | "
+        "| dataset | rank | method | setting | fewest NFE at parity (mean) | quality @1 NFE | "
         "quality @2 NFE | s / 1k samples | train s | teacher NFE on pairs | pair s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    ranked: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in entries:
+        ranked[e["dataset"]].append(e)
+    for group in ranked.values():
+        group.sort(key=lambda e: _rank_key(e, lib))
+    for e, rank in ((e, i + 1) for group in ranked.values() for i, e in enumerate(group)):
         setting = coupling_label(e)
         if e["draft"]:
             setting = f"{e['draft']}, t0={e['t0']:g}, {coupling_label(e)}"
@@ -360,7 +382,8 @@ def _method_lines(report: dict[str, Any]) -> list[str]:
         )
         pair_nfe = e.get("pair_teacher_nfe")
         lines.append(
-            f"| {e['dataset']} | {e['method']} | {setting} | {parity} | {_fmt(e['quality_1'])} | "
+            f"| {e['dataset']} | {rank} | {e['method']} | {setting} | {parity} | "
+            f"{_fmt(e['quality_1'])} | "
             f"{_fmt(e['quality_2'])} | {_fmt(e['seconds_per_1k'])} ({e['best_nfe']} NFE) | "
             f"{_fmt(e['train_seconds'])} | "
             + (f"{pair_nfe:,}" if pair_nfe else "-")
@@ -446,6 +469,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- device: {report['device']}; torch {report['torch']}; date {report['date']}",
         f"- quality: {m['name']} ({'lower' if m['lower_is_better'] else 'higher'} is better)",
         "",
+        *_method_lines(report),
         "## Reference (best cold flow, Euler)",
         "",
         "| dataset | coupling | NFE | quality (seed 0) | mean ± sem (seeds) | dopri5 NFE | "
@@ -459,7 +483,6 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['dataset']} | {coupling_label(r)} | {r['nfe']} | {_fmt(r['quality'])} | "
             f"{_mean_cell(r)} | {d.get('nfe', '-')} | {_fmt(d.get('quality'))} | {_fmt(floors.get(r['dataset']))} |"
         )
-    lines += ["", *_method_lines(report)]
     lines += [
         "",
         "## Warm start: operating points",

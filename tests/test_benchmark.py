@@ -437,3 +437,43 @@ def test_warm_students_follow_their_drafts_teacher_and_steps():
     )
     with pytest.raises(ValueError, match="warm_student_drafts"):
         jobs(replace(p, warm_student_drafts=("flow",)))
+
+
+def test_the_method_table_opens_the_report_and_ranks_methods():
+    """Parity first (fewest NFE, then quality there), then the rest by 1-NFE quality; per data
+    set; higher-is-better metrics ranked the other way."""
+    from benchmarks.report import _method_lines
+
+    def entry(method, nfe, q_par, q1, ds="a"):
+        return dict(
+            dataset=ds,
+            method=method,
+            coupling="x",
+            draft="",
+            t0=0.0,
+            nfe_at_parity=nfe,
+            quality_at_parity=q_par,
+            quality_1=q1,
+            quality_2=None,
+            seconds_per_1k=1.0,
+            best_nfe=nfe or 1,
+            train_seconds=1.0,
+        )
+
+    entries = [
+        entry("slow", 64, 1.0, 9.0),
+        entry("bad_one_step", None, None, 5.0),
+        entry("fast_worse", 4, 1.04, 8.0),
+        entry("fast_better", 4, 0.98, 7.0),
+        entry("good_one_step", None, None, 2.0),
+        entry("other_set", 1, 1.0, 1.0, ds="b"),
+    ]
+
+    def order(lower_is_better):
+        report = {"methods": entries, "metric": {"lower_is_better": lower_is_better}}
+        rows = [ln.split(" | ") for ln in _method_lines(report) if ln.startswith("| a |")]
+        assert [r[1] for r in rows] == [str(i) for i in range(1, 6)]
+        return [r[2] for r in rows]
+
+    assert order(True) == ["fast_better", "fast_worse", "slow", "good_one_step", "bad_one_step"]
+    assert order(False) == ["fast_worse", "fast_better", "slow", "bad_one_step", "good_one_step"]
