@@ -371,10 +371,10 @@ def _method_lines(report: dict[str, Any]) -> list[str]:
         group.sort(key=lambda e: _rank_key(e, lib))
     for e, rank in ((e, i + 1) for group in ranked.values() for i, e in enumerate(group)):
         setting = coupling_label(e)
-        if e["draft"]:
-            setting = f"{e['draft']}, t0={e['t0']:g}, {coupling_label(e)}"
-        elif e.get("teacher"):
+        if e.get("teacher"):  # a peer (cold teacher) or a warm student (its draft's refiner)
             setting = f"{coupling_label(e)}, teacher {e['teacher']}"
+        if e["draft"]:
+            setting = f"{e['draft']}, t0={e['t0']:g}, " + setting
         parity = (
             f"{e['nfe_at_parity']} ({_fmt(e['quality_at_parity'])})"
             if e["nfe_at_parity"]
