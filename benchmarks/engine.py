@@ -43,7 +43,7 @@ from torch import nn
 from ws_fm.calibration import DEFAULT_T0_GRID, calibrate_t0
 from ws_fm.data import WarmStartDataModule
 from ws_fm.refiners import FlowMatching
-from ws_fm.solvers import SolveResult
+from ws_fm.solvers import DISCRETE_SAMPLERS, SolveResult
 
 from .common import (
     WorkerPool,
@@ -234,6 +234,19 @@ class RefinerJob:
         return (self.dataset, self.draft)
 
 
+def sampler_settings(spec: str) -> dict[str, Any]:
+    """A profile's sampler as the refiner's settings: ``"gated"``, or ``"gated@0.001"`` for
+    the gated sampler with that confidence threshold (``ws_fm.solvers.DISCRETE_SAMPLERS``)."""
+    name, _, threshold = spec.partition("@")
+    if name not in DISCRETE_SAMPLERS:
+        raise ValueError(f"sampler {spec!r}: choose one of {', '.join(DISCRETE_SAMPLERS)}")
+    if not threshold:
+        return {"sampler": name}
+    if name != "gated" or not 0.0 < float(threshold) <= 1.0:
+        raise ValueError(f"sampler {spec!r}: only 'gated@<threshold in (0, 1]>' takes one")
+    return {"sampler": name, "threshold": float(threshold)}
+
+
 def sampler_variants(p: Profile, job: RefinerJob) -> list[RefinerJob]:
     """The warm ``job`` under each of the profile's samplers (none without ``samplers``): one
     training, scored once per sampler."""
@@ -300,7 +313,7 @@ def build_refiner(
     if method.warm and not method.teacher:
         kw.update(dict(p.warm_kwargs))
     if job.sampler:
-        kw["sampler"] = job.sampler
+        kw.update(sampler_settings(job.sampler))
     if method.teacher:
         teacher_job = job.teacher_job
         assert teacher_job is not None
@@ -480,7 +493,9 @@ def train_and_score(
     seconds = time.perf_counter() - start
     model = model.to(p.device).eval()
     first, *others = sampler_variants(p, job) or [job]
-    model.sampler = first.sampler or getattr(model, "sampler", "")
+    if first.sampler:  # the profile's first sampler scores the trained weights first
+        for name, value in sampler_settings(first.sampler).items():
+            setattr(model, name, value)
     return {
         "label": f"trained and scored {job.label}",
         "job": first,

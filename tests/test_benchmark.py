@@ -229,8 +229,15 @@ def test_text_smoke_profile_reports_every_metric_and_samples(tmp_path):
     warm = [r for r in report["rows"] if r["method"] == "ws_dfm"]
     assert all(0 <= r["draft_kept"] <= 1 for r in warm)
     assert "## Text target" in md
-    # each warm refiner trained once, scored under the three samplers
-    assert {r["sampler"] for r in warm} == {"gated", "committed", "jump"}
+    # each warm refiner trained once, scored under the three samplers; the gate at 0.001 (below
+    # the barely trained refiner's ~1 / V) keeps more of the draft than the gate at 0.5
+    assert {r["sampler"] for r in warm} == {"gated", "gated@0.001", "jump"}
+
+    def kept(sampler):
+        rows = [r["draft_kept"] for r in warm if r["sampler"] == sampler]
+        return sum(rows) / len(rows)
+
+    assert kept("gated@0.001") > kept("gated") + 0.2
     assert len(report["train_seconds"]) == 3
     assert "## Refined text against its draft alone" in md
     assert set(report["phase_seconds"]) == {
@@ -477,3 +484,13 @@ def test_the_method_table_opens_the_report_and_ranks_methods():
 
     assert order(True) == ["fast_better", "fast_worse", "slow", "good_one_step", "bad_one_step"]
     assert order(False) == ["fast_worse", "fast_better", "slow", "bad_one_step", "good_one_step"]
+
+
+def test_a_profiles_sampler_may_carry_the_gate_threshold():
+    from benchmarks.engine import sampler_settings
+
+    assert sampler_settings("jump") == {"sampler": "jump"}
+    assert sampler_settings("gated@0.001") == {"sampler": "gated", "threshold": 0.001}
+    for bad in ("gated@0", "gated@2", "jump@0.1", "greedy"):
+        with pytest.raises(ValueError, match="sampler"):
+            sampler_settings(bad)
