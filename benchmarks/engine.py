@@ -161,6 +161,9 @@ class Profile:
     # from (empty: every draft) and their training steps (0: peer_steps).
     warm_student_drafts: tuple[str, ...] = ()
     warm_student_steps: int = 0
+    # Euler steps of the warm teacher's pairs over [t0, 1] (0: pair_steps); (1 - t0) pair_steps
+    # keeps the cold teacher's step size.
+    warm_pair_steps: int = 0
     # Token refiners: the discrete samplers compared on each trained warm refiner (the first
     # one is the refiner's own; ws_fm.solvers.DISCRETE_SAMPLERS), none: the refiner's default.
     samplers: tuple[str, ...] = ()
@@ -180,6 +183,12 @@ class Profile:
     @property
     def warm_method(self) -> Method:
         return get_method(self.methods[1])
+
+    def pair_steps_of(self, job: RefinerJob) -> int:
+        """Euler steps of the teacher pairs ``job`` trains on (a warm student's from t0)."""
+        if get_method(job.method).warm_teacher and self.warm_pair_steps:
+            return self.warm_pair_steps
+        return self.pair_steps
 
     def steps_of(self, job: RefinerJob) -> int:
         """Training steps of ``job``'s refiner."""

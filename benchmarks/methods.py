@@ -106,12 +106,12 @@ register_method(Method("ws_dfm", warm=True, build=_warm(WarmStartDiscreteFlowMat
 
 def _peer(cls: type[FlowMatching]) -> Builder:
     """ReFlow / distillation: trained on the bank of the teacher's pairs (Euler at the
-    profile's ``pair_steps``), from the teacher's weights, with the profile's optimiser."""
+    profile's ``pair_steps``, a warm teacher's at ``warm_pair_steps``), from the teacher's weights, with the profile's optimiser."""
 
     def build(net: nn.Module, draft: nn.Module | None, job: Any, **kw: Any) -> FlowMatching:
         teacher, p = kw.pop("teacher"), kw.pop("profile")
         return cls(  # type: ignore[call-arg]
-            net, teacher, teacher_solver=p.pair_solver, teacher_steps=p.pair_steps, **kw
+            net, teacher, teacher_solver=p.pair_solver, teacher_steps=p.pair_steps_of(job), **kw
         )
 
     return build

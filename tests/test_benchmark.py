@@ -428,16 +428,18 @@ def test_warm_students_follow_their_drafts_teacher_and_steps():
         warm_student_drafts=("vae", "gan"),
         peer_steps=300,
         warm_student_steps=200,
+        pair_steps=100,
+        warm_pair_steps=20,
     )
     students = [j for j in jobs(p) if j.method == "ws_distill"]
     assert [j.draft for j in students] == ["vae", "gan"]
     for j in students:
-        assert j.t0 == p.ablation_t0 and p.steps_of(j) == 200
+        assert j.t0 == p.ablation_t0 and p.steps_of(j) == 200 and p.pair_steps_of(j) == 20
         assert j.teacher_job == type(j)(
             "ws_fm", p.sweep_couplings[0], p.ablation_t0, j.draft, j.dataset
         )
     (cold_student,) = [j for j in jobs(p) if j.method == "distill"]
-    assert p.steps_of(cold_student) == 300
+    assert p.steps_of(cold_student) == 300 and p.pair_steps_of(cold_student) == 100
     assert p.steps_of(replace(students[0], method="ws_fm", teacher="")) == p.train_steps
     assert (
         len([j for j in jobs(replace(p, warm_student_drafts=())) if j.method == "ws_distill"]) == 3
