@@ -673,9 +673,9 @@ def _train_and_score_all(
 
 
 def calibrate(p: Profile, key: tuple[str, str], draft: nn.Module) -> dict[str, Any]:
-    """``calibrate_t0`` for one trained draft on its data set (the warm refiners' path and
-    sigma; the t0 grid of the calibration's default, which contains the profile's), here in the
-    main process: seconds."""
+    """``calibrate_t0`` for one trained draft on its data set (the warm refiners' path, on the
+    cold path's own noise whatever their sigma; the t0 grid of the calibration's default, which
+    contains the profile's), here in the main process: seconds."""
     dataset, name = key
     warm = build_refiner(p, RefinerJob(p.methods[1], "independent", 0.5, name, dataset), draft)
     start = time.perf_counter()
@@ -684,7 +684,6 @@ def calibrate(p: Profile, key: tuple[str, str], draft: nn.Module) -> dict[str, A
             draft,
             p.task.datamodule(p, dataset).train_data(),
             path=warm.path.path,  # type: ignore[attr-defined]
-            sigma=warm.path.sigma,  # type: ignore[attr-defined]
             grid=sorted({*DEFAULT_T0_GRID, *p.t0s}),
             seed=p.seed,
         )

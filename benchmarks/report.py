@@ -214,6 +214,7 @@ def calibrated_t0(
             "dataset": c["dataset"],
             "draft": c["draft"],
             "t0": c["t0"],
+            "passed": c.get("passed", True),
             "best_swept_t0": best.get((c["dataset"], c["draft"])),
         }
         for c in calibrations
@@ -235,7 +236,8 @@ def _calibration_lines(report: dict[str, Any]) -> list[str]:
         "start point and the cold path's state stay within 1 + tolerance of the real-vs-real "
         "noise floor; beside it the t0 of the warm start's best setting for that draft (fewest "
         f"NFE at parity, else best quality) on the swept grid {', '.join(f'{t:g}' for t in swept)}. "
-        "Curves in the results JSON (`calibrations`).",
+        "Curves in the results JSON (`calibrations`); *none passed*: the draft's start point "
+        "is told apart from the cold path's state at every grid t0 (the smallest is shown).",
         "",
         "| dataset | draft | calibrated t0 | best swept t0 | within one grid step |",
         "|---|---|---|---|---|",
@@ -245,8 +247,9 @@ def _calibration_lines(report: dict[str, Any]) -> list[str]:
         near = "-"
         if best is not None:
             near = "yes" if abs(e["t0"] - best) <= step + 1e-9 else "no"
+        chosen = f"{e['t0']:g}" + ("" if e.get("passed", True) else " (none passed)")
         lines.append(
-            f"| {e['dataset']} | {e['draft']} | {e['t0']:g} | "
+            f"| {e['dataset']} | {e['draft']} | {chosen} | "
             f"{'-' if best is None else f'{best:g}'} | {near} |"
         )
     return lines

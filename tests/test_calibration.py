@@ -118,3 +118,23 @@ def test_calibrate_t0_subcommand_prints_the_curve_and_the_choice(tmp_path):
     assert chosen in (0.2, 0.5, 0.9)
     bad = run_ws_fm(["calibrate-t0", "--config", config, "--grid", "0.5,1.2"], tmp_path, ok=False)
     assert bad.returncode != 0 and "grid point" in bad.stderr
+
+
+def test_t0_auto_calibrates_on_the_cold_path_whatever_the_refiners_sigma(moons):
+    """A refiner with sigma < 1 starts off the cold path by design; its t0: auto still asks
+    whether the draft can stand in for the data (placed with the cold path's own noise), so a
+    draft with the data's law gets the largest t0 (placed with sigma = 0.5 none would pass)."""
+    from torch import nn
+
+    from ws_fm.nets import MLP
+    from ws_fm.refiners import WarmStartFlowMatching
+
+    class DataDraft(nn.Module):
+        def sample(self, n):
+            return make_toy("moons", n, seed=1)
+
+    model = WarmStartFlowMatching(MLP(dim=2, hidden=16, depth=1), DataDraft(), t0="auto", sigma=0.5)
+    cal = model.calibrate_start(moons)
+    assert cal.passed and cal.t0 == max(DEFAULT_T0_GRID) == model.t0
+    off_path = calibrate_t0(DataDraft(), moons, n=2000, sigma=0.5)
+    assert off_path.t0 < cal.t0

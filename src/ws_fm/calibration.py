@@ -7,7 +7,8 @@ is safe where the two laws cannot be told apart.  For the CondOT path::
     warm:  x_t0 = t0 * xd + sigma (1 - t0) * eps        xd ~ draft
     cold:  x_t0 = t0 * x1 + (1 - t0) * eps              x1 ~ data
 
-(any path: :meth:`~ws_fm.paths.ProbabilityPath.place`).  On a grid of ``t0`` the calibration
+(any path: :meth:`~ws_fm.paths.ProbabilityPath.place`; ``sigma = 1``, the cold path's own noise,
+whatever the refiner's ``sigma``: the criterion asks whether the draft can stand in for data).  On a grid of ``t0`` the calibration
 measures a two-sample distance ``D(t0)`` between ``n`` warm and ``n`` cold states, and the noise
 floor ``F(t0)``: the same distance between two independent sets of ``n`` cold states (real data
 against real data at the same noise level), each the mean over ``repeats`` draws of the noise.  It returns the largest ``t0`` such that every grid
@@ -180,7 +181,12 @@ def calibrate_t0(
             token histograms for token data).
         n: samples per set.
         tolerance: a grid point passes when ``D <= (1 + tolerance) F``.
-        sigma: the warm start's noise scale (the masked path's mask fraction), as the refiner's.
+        sigma: the noise scale the draft is placed with (the masked path's mask fraction).
+            The default 1 places it exactly as the cold path places data, which is the
+            criterion; ``t0: auto``, the CLI and the benchmark keep it whatever the refiner's
+            own ``sigma`` (a refiner with ``sigma < 1`` starts off the cold path by design, so
+            its start point never matches the cold path's state: with ``sigma = 0`` on the
+            masked path no grid point passes).
         vocab_size: the token vocabulary (token data without a ``path``).
         repeats: draws of the path's noise per grid point; ``D`` and ``F`` are their means.
         seed: seed of every draw (drafts, data subsets, noise).

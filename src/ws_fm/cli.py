@@ -206,7 +206,6 @@ def calibrate_main(argv: list[str]) -> None:
         model.draft,
         train,
         path=model.path.path,
-        sigma=model.path.sigma,
         grid=[float(t) for t in ours.grid.split(",") if t.strip()],
         n=ours.n,
         tolerance=ours.tolerance,

@@ -75,7 +75,6 @@ class WarmStartMixin:
             self.draft,
             train,
             path=self.path.path,
-            sigma=self.path.sigma,  # type: ignore[attr-defined]
         )
         self.path.t0 = cal.t0  # type: ignore[attr-defined]
         self.hparams["t0"] = cal.t0  # type: ignore[attr-defined]
