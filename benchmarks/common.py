@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -102,6 +104,18 @@ def cold_nfe_at_equal_step(
     }
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Pool initializer: a worker leaves as soon as the benchmark that spawned it is gone (killed
+    or crashed), instead of training on for nobody and slowing the next run down."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 class WorkerPool:
     """Jobs in ``workers`` spawned processes, results as they finish, with a progress task.
 
@@ -110,7 +124,12 @@ class WorkerPool:
     """
 
     def __init__(self, workers: int, progress: Any = None, title: str = "jobs") -> None:
-        self.pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        self.pool = ProcessPoolExecutor(
+            workers,
+            mp_context=get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
         self.pending: set[Future[Any]] = set()
         self.progress, self.submitted = progress, 0
         self.task = progress.add_task(title, total=0) if progress else None

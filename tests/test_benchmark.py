@@ -1,6 +1,7 @@
 """The benchmark runner end to end on its seconds-long smoke profile."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -336,6 +337,46 @@ def test_worker_pool_runs_jobs_submitted_while_collecting_results():
     assert sorted(got) == ["draft", "other", "refiner"]
     assert got.index("refiner") > got.index("draft")  # queued once the draft's result was in
     assert progress.total == progress.done == 3
+
+
+def test_pool_workers_leave_when_the_benchmark_is_killed(tmp_path):
+    """A killed benchmark's workers must not train on (they slowed the next run down)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = f"""
+import os, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from benchmarks.common import WorkerPool
+with WorkerPool(1) as pool:
+    pool.submit(exec, "import os, time; open({str(tmp_path / "pid")!r}, 'w').write(str(os.getpid())); time.sleep(120)")
+    for _ in pool.results():
+        pass
+"""
+    main_proc = subprocess.Popen([sys.executable, "-c", script])
+    pid_file = tmp_path / "pid"
+    deadline = time.time() + 60
+    while not (pid_file.is_file() and pid_file.read_text()) and time.time() < deadline:
+        time.sleep(0.2)
+    worker = int(pid_file.read_text())
+    main_proc.send_signal(signal.SIGKILL)
+    main_proc.wait()
+
+    def alive(pid):  # a zombie (exited, not yet reaped by init) counts as gone
+        try:
+            os.kill(pid, 0)
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (ProcessLookupError, FileNotFoundError):
+            return False
+        return state != "Z"
+
+    deadline = time.time() + 10
+    while alive(worker) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive(worker), "the worker outlived its killed benchmark"
 
 
 def _text_row(draft, t0, nfe, quality, ppl, d2):
