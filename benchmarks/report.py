@@ -279,8 +279,8 @@ def method_summary(
     warm_method: str,
     lower_is_better: bool,
 ) -> list[dict[str, Any]]:
-    """The headline: per data set and method (cold flow per coupling, warm start per draft at
-    its best setting, each peer), the fewest Euler NFE at parity with the reference (on seed
+    """The headline: per data set and method (cold flow per coupling, warm start and warm
+    students per draft at their best setting, each peer), the fewest Euler NFE at parity with the reference (on seed
     means), the quality at 1 and 2 NFE, the sampling seconds per 1,000 samples at that point
     (drafts included) and the training cost (a peer's beyond its teacher: the teacher pairs'
     network evaluations and seconds, and its own training seconds)."""
@@ -298,7 +298,8 @@ def method_summary(
             if key[0] != ds:
                 continue
             method, coupling, draft = key[1], key[3], key[4]
-            entry = (method, draft) if method == warm_method else (method, coupling)
+            # the warm start and the warm students per draft, the others per coupling
+            entry = (method, draft) if draft else (method, coupling)
             entries[entry].append(sorted(group, key=lambda r: r["nfe"]))
         for (method, _), settings in entries.items():
             group = min(settings, key=partial(_rank, ref=ref, lib=lib))

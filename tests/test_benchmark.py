@@ -537,3 +537,30 @@ def test_a_profiles_sampler_may_carry_the_gate_threshold():
     for bad in ("gated@0", "gated@2", "jump@0.1", "greedy"):
         with pytest.raises(ValueError, match="sampler"):
             sampler_settings(bad)
+
+
+def test_the_headline_has_one_entry_per_draft_for_the_warm_students():
+    from benchmarks.report import method_summary
+
+    def row(method, nfe, quality, draft="", coupling="minibatch_ot"):
+        return dict(
+            dataset="d",
+            method=method,
+            t0=0.8 if draft else 0.0,
+            coupling=coupling,
+            solver="euler",
+            steps=nfe,
+            nfe=nfe,
+            quality=quality,
+            seconds_per_1k=1.0,
+            **({"draft": draft} if draft else {}),
+        )
+
+    ref = row("cold_fm", 100, 10.0)
+    rows = [ref, row("distill", 1, 14.0, coupling="teacher_pairs")]
+    rows += [row("ws_distill", 1, q, d, "teacher_pairs") for d, q in (("vae", 6.0), ("gan", 7.6))]
+    rows += [row("ws_fm", 4, q, d) for d, q in (("vae", 7.4), ("gan", 9.0))]
+    entries = method_summary(rows, [ref], "cold_fm", "ws_fm", True)
+    got = {(e["method"], e["draft"]): (e["nfe_at_parity"], e["quality_1"]) for e in entries}
+    assert got[("ws_distill", "vae")] == (1, 6.0) and got[("ws_distill", "gan")] == (1, 7.6)
+    assert got[("ws_fm", "gan")] == (4, None) and got[("distill", "")] == (None, 14.0)
