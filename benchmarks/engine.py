@@ -97,6 +97,11 @@ class Task(Protocol):
 
     def evaluator(self, p: Profile, dataset: str) -> Evaluator: ...
 
+    def calibration_features(self, p: Profile, dataset: str) -> nn.Module | None:
+        """What ``calibrate_t0`` compares the start points in (None: its default for the
+        data: the samples themselves, token histograms for token ids)."""
+        ...
+
     def extras(self, p: Profile, run: Run) -> dict[str, Any]:
         """Task-specific results, computed after the rows are final."""
         ...
@@ -674,15 +679,18 @@ def _train_and_score_all(
 
 def calibrate(p: Profile, key: tuple[str, str], draft: nn.Module) -> dict[str, Any]:
     """``calibrate_t0`` for one trained draft on its data set (the warm refiners' path, on the
-    cold path's own noise whatever their sigma; the t0 grid of the calibration's default, which
-    contains the profile's), here in the main process: seconds."""
+    cold path's own noise whatever their sigma; in the task's calibration features, e.g. the
+    images' FID feature space; the t0 grid of the calibration's default, which contains the
+    profile's), here in the main process: seconds."""
     dataset, name = key
     warm = build_refiner(p, RefinerJob(p.methods[1], "independent", 0.5, name, dataset), draft)
+    features = p.task.calibration_features(p, dataset)
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         cal = calibrate_t0(
             draft,
             p.task.datamodule(p, dataset).train_data(),
+            features=features,
             path=warm.path.path,  # type: ignore[attr-defined]
             grid=sorted({*DEFAULT_T0_GRID, *p.t0s}),
             seed=p.seed,
@@ -693,6 +701,7 @@ def calibrate(p: Profile, key: tuple[str, str], draft: nn.Module) -> dict[str, A
         "t0": cal.t0,
         "passed": cal.passed,
         "metric": cal.metric,
+        "features": type(features).__name__ if features is not None else "default",
         "grid": list(cal.grid),
         "distance": list(cal.distance),
         "floor": list(cal.floor),

@@ -80,6 +80,12 @@ class ImageTask:
             ImageDataModule(self.source).train_data(),
         )
 
+    def calibration_features(self, p: Profile, dataset: str) -> nn.Module:
+        """The FID feature space (the classifier's features the quality is measured in)."""
+        from .engine import evaluator
+
+        return evaluator(p, self.source).fid.features
+
     def extras(self, p: Profile, run: Run) -> dict[str, Any]:
         from .engine import evaluator
 

@@ -164,6 +164,9 @@ def test_digits_smoke_profile_reports_drafts_fid_and_memorisation(tmp_path):
     assert warm and all(r["draft"] == "gaussian" and r["nn_distance"] > 0 for r in warm)
     assert {s["guaranteed"] for s in report["speedups"]} == {5.0}
     assert report["real_nn_distance"] > 0 and report["classifier_test_accuracy"] > 0.9
+    # images are calibrated in the FID feature space (issue 13)
+    (cal,) = report["calibrations"]
+    assert cal["features"] == "ClassifierFeatures" and cal["metric"] == "frechet"
     assert set(report["draft_only"]) == {"gaussian"}
     md = (tmp_path / "digits-smoke.md").read_text()
     assert "| draft |" in md and "## Drafts alone" in md and "## Memorisation" in md
