@@ -291,7 +291,12 @@ PROFILES: dict[str, Profile] = {
         DIGITS,
         name="digits-smoke",
         task=ImageTask(
-            unet_channels=8, channel_mults=(1,), n_real=200, inception_samples=0, grid_samples=4
+            unet_channels=8,
+            channel_mults=(1,),
+            n_real=200,
+            inception_samples=0,
+            grid_samples=4,
+            calibration_in_fid_features=True,  # the feature-space path, tested
         ),
         drafts=("gaussian",),
         t0s=(0.8,),
