@@ -75,7 +75,12 @@ class Evaluator(Protocol):
 
 class Task(Protocol):
     """What a profile trains on and how it is scored: the part that differs between toy 2-D
-    sets, images and text.  Implementations are frozen dataclasses (picklable, hashable)."""
+    sets, images and text.  Implementations are frozen dataclasses (picklable, hashable).
+
+    Optional: ``calibration_settings(p, dataset) -> dict``, keyword arguments of
+    ``calibrate_t0`` for the task (``features``, ``distance``, ``n``, ``repeats``); without it
+    the calibration's defaults for the data (the samples themselves, token histograms for
+    token ids)."""
 
     metric: str
 
@@ -96,11 +101,6 @@ class Task(Protocol):
         ...
 
     def evaluator(self, p: Profile, dataset: str) -> Evaluator: ...
-
-    def calibration_features(self, p: Profile, dataset: str) -> nn.Module | None:
-        """What ``calibrate_t0`` compares the start points in (None: its default for the
-        data: the samples themselves, token histograms for token ids)."""
-        ...
 
     def extras(self, p: Profile, run: Run) -> dict[str, Any]:
         """Task-specific results, computed after the rows are final."""
@@ -684,16 +684,18 @@ def calibrate(p: Profile, key: tuple[str, str], draft: nn.Module) -> dict[str, A
     profile's), here in the main process: seconds."""
     dataset, name = key
     warm = build_refiner(p, RefinerJob(p.methods[1], "independent", 0.5, name, dataset), draft)
-    features = p.task.calibration_features(p, dataset)
+    settings = getattr(p.task, "calibration_settings", None)
+    kwargs: dict[str, Any] = settings(p, dataset) if settings is not None else {}
+    features = kwargs.get("features")
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         cal = calibrate_t0(
             draft,
             p.task.datamodule(p, dataset).train_data(),
-            features=features,
             path=warm.path.path,  # type: ignore[attr-defined]
             grid=sorted({*DEFAULT_T0_GRID, *p.t0s}),
             seed=p.seed,
+            **kwargs,
         )
     return {
         "dataset": dataset,
@@ -706,6 +708,7 @@ def calibrate(p: Profile, key: tuple[str, str], draft: nn.Module) -> dict[str, A
         "distance": list(cal.distance),
         "floor": list(cal.floor),
         "tolerance": cal.tolerance,
+        "n": cal.n,
         "seconds": time.perf_counter() - start,
     }
 

@@ -81,16 +81,16 @@ class ImageTask:
             ImageDataModule(self.source).train_data(),
         )
 
-    def calibration_features(self, p: Profile, dataset: str) -> nn.Module | None:
+    def calibration_settings(self, p: Profile, dataset: str) -> dict[str, Any]:
         """The FID feature space (the classifier's features the quality is measured in) where
         ``calibration_in_fid_features``, else pixels.  Pixels by default: on digits the feature
         space chose t0 0.4-0.5 against the best swept 0.7-0.8 (pixels: 0.6) and cost the
         profile 74 s (results/digits-fid-feature-calibration.json)."""
         if not self.calibration_in_fid_features:
-            return None
+            return {}
         from .engine import evaluator
 
-        return evaluator(p, self.source).fid.features
+        return {"features": evaluator(p, self.source).fid.features}
 
     def extras(self, p: Profile, run: Run) -> dict[str, Any]:
         from .engine import evaluator

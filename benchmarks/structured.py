@@ -82,10 +82,6 @@ class StructuredTextTask:
     def refiner_kwargs(self, p: Profile) -> dict[str, Any]:
         return {"sample_shape": (self.seq_len,), "sample_steps": p.reference_steps}
 
-    def calibration_features(self, p: Profile, dataset: str) -> None:
-        """``calibrate_t0``'s default comparison (sliced Wasserstein of token histograms)."""
-        return None
-
     def evaluator(self, p: Profile, dataset: str) -> StructuredMetrics:
         return StructuredMetrics(self.datamodule(p, dataset))
 

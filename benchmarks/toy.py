@@ -52,10 +52,6 @@ class ToyTask:
     def refiner_kwargs(self, p: Profile) -> dict[str, Any]:
         return {"rtol": self.rtol, "atol": self.atol, "sample_shape": (2,)}
 
-    def calibration_features(self, p: Profile, dataset: str) -> None:
-        """``calibrate_t0``'s default comparison (sliced Wasserstein of the 2-D points)."""
-        return None
-
     def evaluator(self, p: Profile, dataset: str) -> SlicedWasserstein:
         return SlicedWasserstein(self.datamodule(p, dataset).test_data())
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.profiles import PROFILES
 from benchmarks.run import main
 
 ROW_KEYS = {
@@ -251,6 +252,13 @@ def test_text_smoke_profile_reports_every_metric_and_samples(tmp_path):
         "task extras",
     }
     assert set(report["draft_train_seconds"]) == {"ngram", "lstm"}
+    # each draft's t0 from the embedding Fréchet distance of the partly masked sentences
+    cals = report["calibrations"]
+    assert {c["draft"] for c in cals} == {"ngram", "lstm"}
+    for c in cals:
+        assert c["metric"] == "frechet" and c["features"] == "MaskedTextEmbedding"
+        assert c["n"] == PROFILES["text-smoke"].task.calibration_n
+        assert len(c["distance"]) == len(c["grid"]) and min(c["floor"]) > 0
 
 
 @pytest.mark.timeout(600)

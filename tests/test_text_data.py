@@ -45,6 +45,16 @@ def test_tokenizer_round_trips_held_out_text_and_is_reused_by_fingerprint(tmp_pa
     assert BPETokenizer.load_or_train(train, tmp_path, 400).encode(held_out) == tok.encode(held_out)
 
 
+def test_mask_is_dropped_or_written_as_a_placeholder(tmp_path):
+    tok = BPETokenizer.load_or_train(CORPUS[:30_000], tmp_path, vocab_size=400)
+    a, b = tok.encode("Anne wrote"), tok.encode(" a letter")
+    ids = [*a, tok.mask_id, tok.mask_id, *b]
+    assert tok.decode(ids) == "Anne wrote a letter"
+    assert tok.decode(ids, mask_text="[MASK]") == "Anne wrote [MASK] [MASK] a letter"
+    assert tok.decode([tok.mask_id, *a], mask_text="[MASK]") == "[MASK] Anne wrote"
+    assert tok.decode_batch([a, [tok.mask_id]], mask_text="<m>") == ["Anne wrote", "<m>"]
+
+
 def test_local_text_datamodule_sequences(tmp_path):
     (tmp_path / "a.txt").write_text(CORPUS)
     dm = TextDataModule(str(tmp_path / "a.txt"), seq_len=16, vocab_size=300, cache_dir=tmp_path)

