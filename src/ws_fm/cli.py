@@ -183,6 +183,21 @@ def calibrate_main(argv: list[str]) -> None:
     parser.add_argument("--n", type=int, default=2000, help="samples per set")
     parser.add_argument("--tolerance", type=float, default=0.5)
     parser.add_argument("--calibration_seed", type=int, default=0)
+    parser.add_argument(
+        "--features",
+        choices=("samples", "minilm"),
+        default="samples",
+        help="what the distance compares: the samples themselves (token histograms for text), "
+        "or, for text configs, 'minilm': MiniLM embeddings of the partly masked sentences "
+        "(the embedding Fréchet distance, as the text benchmark calibrates)",
+    )
+    parser.add_argument(
+        "--distance",
+        choices=("auto", "sliced_wasserstein", "frechet"),
+        default="auto",
+        help="two-sample distance; auto: sliced Wasserstein up to 16 feature dimensions, "
+        "Fréchet above",
+    )
     ours, rest = parser.parse_known_args(argv)
     cli = WSFMCLI(
         L.LightningModule,
@@ -202,11 +217,25 @@ def calibrate_main(argv: list[str]) -> None:
     train = data.train_data()
     model._draft_fit_data = train  # closed-form drafts are fitted on it, as in fit's setup
     model.ensure_draft_fitted()
+    features = None
+    if ours.features == "minilm":
+        tokenizer = getattr(data, "tokenizer", None)
+        if tokenizer is None or torch.is_floating_point(train):
+            raise ValueError(
+                f"--features minilm embeds text: it needs a text data module with a tokenizer "
+                f"(ws_fm.data.TextDataModule), not {type(data).__name__}; leave --features out "
+                "for other data."
+            )
+        from .metrics.text import MaskedTextEmbedding
+
+        features = MaskedTextEmbedding(tokenizer)
     cal = calibrate_t0(
         model.draft,
         train,
         path=model.path.path,
         grid=[float(t) for t in ours.grid.split(",") if t.strip()],
+        distance=ours.distance,
+        features=features,
         n=ours.n,
         tolerance=ours.tolerance,
         seed=ours.calibration_seed,
