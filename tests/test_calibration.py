@@ -121,7 +121,9 @@ def test_calibrate_t0_subcommand_prints_the_curve_and_the_choice(tmp_path):
     assert chosen in (0.2, 0.5, 0.9)
     bad = run_ws_fm(["calibrate-t0", "--config", config, "--grid", "0.5,1.2"], tmp_path, ok=False)
     assert bad.returncode != 0 and "grid point" in bad.stderr
-    bad = run_ws_fm(["calibrate-t0", "--config", config, "--features", "minilm"], tmp_path, ok=False)
+    bad = run_ws_fm(
+        ["calibrate-t0", "--config", config, "--features", "minilm"], tmp_path, ok=False
+    )
     assert bad.returncode != 0 and "--features minilm embeds text" in bad.stderr
 
 
