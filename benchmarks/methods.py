@@ -132,48 +132,24 @@ def _fgm(net: nn.Module, draft: nn.Module | None, job: Any, **kw: Any) -> FlowMa
     )
 
 
-register_method(
-    Method(
-        "reflow",
-        warm=False,
-        build=_peer(ReFlow),
-        teacher=True,
-        steps=(1, 2, 4, 8),
-        pairs="teacher_pairs",
-    )
-)
-register_method(
-    Method(
-        "distill",
-        warm=False,
-        build=_peer(OneStepDistillation),
-        teacher=True,
-        steps=(1,),
-        pairs="teacher_pairs",
-    )
-)
+def _register_students(reflow: type[FlowMatching], distill: type[FlowMatching], warm: bool) -> None:
+    """ReFlow (sampled at 1-8 steps) and one-step distillation, trained on the bank of a
+    teacher's pairs; the warm ones (``ws_``) from a warm teacher's pairs ``(x_t0, x1)``."""
+    prefix = "ws_" if warm else ""
+    for name, cls, steps in (("reflow", reflow, (1, 2, 4, 8)), ("distill", distill, (1,))):
+        register_method(
+            Method(
+                prefix + name,
+                warm=warm,
+                build=_peer(cls),
+                teacher=True,
+                steps=steps,
+                pairs="teacher_pairs",
+                warm_teacher=warm,
+            )
+        )
+
+
+_register_students(ReFlow, OneStepDistillation, warm=False)
 register_method(Method("fgm", warm=False, build=_fgm, teacher=True, steps=(1,), pairs="online"))
-
-
-register_method(
-    Method(
-        "ws_reflow",
-        warm=True,
-        build=_peer(WarmReFlow),
-        teacher=True,
-        steps=(1, 2, 4, 8),
-        pairs="teacher_pairs",
-        warm_teacher=True,
-    )
-)
-register_method(
-    Method(
-        "ws_distill",
-        warm=True,
-        build=_peer(WarmOneStepDistillation),
-        teacher=True,
-        steps=(1,),
-        pairs="teacher_pairs",
-        warm_teacher=True,
-    )
-)
+_register_students(WarmReFlow, WarmOneStepDistillation, warm=True)
