@@ -177,8 +177,10 @@ def calibrate_main(argv: list[str]) -> None:
     )
     parser.add_argument(
         "--grid",
-        default=",".join(f"{t:g}" for t in DEFAULT_T0_GRID),
-        help="comma-separated candidate t0 values",
+        default=None,
+        help="comma-separated candidate t0 values (default: "
+        + ",".join(f"{t:g}" for t in DEFAULT_T0_GRID)
+        + ", those inside t0_range for a refiner trained across t0)",
     )
     parser.add_argument("--n", type=int, default=2000, help="samples per set")
     parser.add_argument("--tolerance", type=float, default=0.5)
@@ -233,7 +235,9 @@ def calibrate_main(argv: list[str]) -> None:
         model.draft,
         train,
         path=model.path.path,
-        grid=[float(t) for t in ours.grid.split(",") if t.strip()],
+        grid=[float(t) for t in ours.grid.split(",") if t.strip()]
+        if ours.grid
+        else model.calibration_grid(),
         distance=ours.distance,
         features=features,
         n=ours.n,

@@ -81,7 +81,9 @@ def sample_to_files(
     """Draw ``num_samples`` from ``model`` (a ws_fm system) in batches and write them to ``out``.
 
     ``t0`` starts a warm-start system's refinement at another time than it was trained for (its
-    path is re-wrapped with the same sigma); the counted NFE changes accordingly.
+    path is re-wrapped with the same sigma), or picks the start time of a refiner trained across
+    ``t0`` (:class:`~ws_fm.refiners.T0ConditionedFlowMatching`, inside its range); the counted
+    NFE changes accordingly.
     """
     check_positive_int(num_samples, "num_samples")
     check_positive_int(batch_size, "batch_size")
@@ -94,7 +96,11 @@ def sample_to_files(
                 f"t0={t0} applies to warm-start systems; this checkpoint holds a "
                 f"{type(model).__name__}, which samples from t=0."
             )
-        model.path = WarmStart(model.path.path, t0, model.path.sigma)
+        set_t0 = getattr(model, "set_t0", None)  # a refiner trained across t0 checks its range
+        if set_t0 is not None:
+            set_t0(t0)
+        else:
+            model.path = WarmStart(model.path.path, t0, model.path.sigma)
     model.eval()
     out = Path(out)
     chunks, nfe, draft_s, refine_s = [], 0, 0.0, 0.0

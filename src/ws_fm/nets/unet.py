@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .start_time import start_time_input
+
 __all__ = ["SinusoidalTimeEmbedding", "UNet"]
 
 
@@ -51,6 +53,15 @@ class ResBlock(nn.Module):
         return h + self.skip(x)
 
 
+def _time_mlp(channels: int, temb: int) -> nn.Module:
+    return nn.Sequential(
+        SinusoidalTimeEmbedding(channels),
+        nn.Linear(channels, temb),
+        nn.SiLU(),
+        nn.Linear(temb, temb),
+    )
+
+
 class UNet(nn.Module):
     """``v(x, t)`` for images of shape ``(B, in_channels, H, W)``.
 
@@ -62,6 +73,8 @@ class UNet(nn.Module):
         num_res_blocks: residual blocks per level.
         dropout: dropout inside residual blocks.
         groups: GroupNorm groups (reduced to a divisor of the width where needed).
+        start_conditioned: also take the start time ``t0`` of a refiner trained across ``t0``
+            (``v(x, t, t0=...)``; its embedding is added to the time embedding).
     """
 
     def __init__(
@@ -72,16 +85,14 @@ class UNet(nn.Module):
         num_res_blocks: int = 1,
         dropout: float = 0.0,
         groups: int = 8,
+        start_conditioned: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels = in_channels
         temb = 4 * channels
-        self.time = nn.Sequential(
-            SinusoidalTimeEmbedding(channels),
-            nn.Linear(channels, temb),
-            nn.SiLU(),
-            nn.Linear(temb, temb),
-        )
+        self.time = _time_mlp(channels, temb)
+        self.start_conditioned = start_conditioned
+        self.start = _time_mlp(channels, temb) if start_conditioned else None
         self.inp = nn.Conv2d(in_channels, channels, 3, padding=1)
         widths = [channels * m for m in channel_mults]
         self.down = nn.ModuleList()
@@ -110,12 +121,14 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, t0: Tensor | None = None) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"UNet(in_channels={self.in_channels}) got inputs of shape {tuple(x.shape)}."
             )
         emb = self.time(t.expand(x.shape[0]) if t.ndim == 0 else t).to(x.dtype)
+        for start in start_time_input(self.start, t0, x, "UNet"):
+            emb = emb + start
         h = self.inp(x)
         hs = [h]
         for layer in self.down:

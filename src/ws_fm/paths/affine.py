@@ -32,19 +32,29 @@ class AffinePath(ProbabilityPath):
     def __init__(self, scheduler: Scheduler | None = None) -> None:
         self.scheduler = scheduler if scheduler is not None else CondOTScheduler()
 
-    def place(self, source: Tensor, noise: Tensor, t: float, scale: float = 1.0) -> Tensor:
+    def place(self, source: Tensor, noise: Tensor, t: Tensor | float, scale: float = 1.0) -> Tensor:
         """``alpha_t * source + scale * sigma_t * noise``: a draft placed where the path is at
-        ``t`` (the warm start point of docs/design.md §1 for CondOT: ``t0 xd + sigma (1 - t0) eps``)."""
+        ``t`` (the warm start point of docs/design.md §1 for CondOT: ``t0 xd + sigma (1 - t0) eps``);
+        ``t`` a number or one time per sample."""
         check_same_shape(source, noise, "noise")
         sch = self.scheduler
+        if isinstance(t, Tensor):
+            t = expand_time(t, source)
         return sch.alpha(t) * source + scale * sch.sigma(t) * noise
 
     def bridge(
-        self, x_s: Tensor, x1: Tensor, s: float, t: Tensor | float, noise: Tensor | None = None
+        self,
+        x_s: Tensor,
+        x1: Tensor,
+        s: Tensor | float,
+        t: Tensor | float,
+        noise: Tensor | None = None,
     ) -> PathSample:
         check_same_shape(x_s, x1, "start state")
-        if not s < 1:
+        if not bool((torch.as_tensor(s) < 1).all()):
             raise ValueError(f"a bridge needs a start time s < 1, got s={s}.")
+        if isinstance(s, Tensor):  # one start time per sample (a refiner trained across t0)
+            s = expand_time(s, x1)
         x_t, u_t = self.scheduler.bridge(x_s, x1, s, expand_time(t, x1))
         return PathSample(x_t=x_t, u_t=u_t, t=torch.as_tensor(t))
 

@@ -61,7 +61,7 @@ class Scheduler:
     def d_sigma(self, t: Time) -> Time:
         raise NotImplementedError
 
-    def bridge(self, x_s: Tensor, x1: Tensor, s: float, t: Time) -> tuple[Tensor, Tensor]:
+    def bridge(self, x_s: Tensor, x1: Tensor, s: Time, t: Time) -> tuple[Tensor, Tensor]:
         """``(x_t, u_t)`` of the path from state ``x_s`` at time ``s < 1`` to ``x1``."""
         sig_s, alp_s = self.sigma(s), self.alpha(s)
         a, da = self.sigma(t) / sig_s, self.d_sigma(t) / sig_s
@@ -91,7 +91,7 @@ class CondOTScheduler(Scheduler):
     def d_sigma(self, t: Time) -> Time:
         return -1.0 + 0 * t
 
-    def bridge(self, x_s: Tensor, x1: Tensor, s: float, t: Time) -> tuple[Tensor, Tensor]:
+    def bridge(self, x_s: Tensor, x1: Tensor, s: Time, t: Time) -> tuple[Tensor, Tensor]:
         # The closed form of the generic bridge (same numbers, fewer roundings).
         r = (t - s) / (1 - s)
         return (1 - r) * x_s + r * x1, (x1 - x_s) / (1 - s)

@@ -65,11 +65,16 @@ class WarmStart(ProbabilityPath):
             noise = self.draw_noise(source)
         return self.path.place(source, noise, self.t0, self.sigma)
 
-    def place(self, source: Tensor, noise: Tensor, t: float, scale: float = 1.0) -> Tensor:
+    def place(self, source: Tensor, noise: Tensor, t: Tensor | float, scale: float = 1.0) -> Tensor:
         return self.path.place(source, noise, t, scale)
 
     def bridge(
-        self, x_s: Tensor, x1: Tensor, s: float, t: Tensor | float, noise: Tensor | None = None
+        self,
+        x_s: Tensor,
+        x1: Tensor,
+        s: Tensor | float,
+        t: Tensor | float,
+        noise: Tensor | None = None,
     ) -> PathSample:
         return self.path.bridge(x_s, x1, s, t, noise)
 

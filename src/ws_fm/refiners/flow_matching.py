@@ -153,6 +153,13 @@ class FlowMatching(StandaloneCheckpoint, SharesFactoriesOnCopy, L.LightningModul
     def training_draw(self, batch: Any) -> tuple[PathSample, Cond]:
         """One training draw: data, sources, pairing, times and the point on the path; returns
         it with the batch's conditioning (re-paired with ``x1``)."""
+        source, x1, cond = self.paired_batch(batch)
+        t = self.sample_time(x1.shape[0])
+        return self.path.sample(source, x1, t, self.path.draw_noise(x1)), cond
+
+    def paired_batch(self, batch: Any) -> tuple[Tensor, Tensor, Cond]:
+        """``(source, x1, cond)`` of a training batch, paired by the coupling (or as the sample
+        bank stored them)."""
         x1, source, cond = self.unpack_batch(batch)
         if source is None:
             source = self.draw_source(x1.shape[0], like=x1)
@@ -161,8 +168,7 @@ class FlowMatching(StandaloneCheckpoint, SharesFactoriesOnCopy, L.LightningModul
         elif self.coupling.pairs_in_batch or self.training:
             source, x1, cond = self.pair(source, x1, cond)
         # else: an evaluation batch for a bank-only coupling (teacher_forced): pairs as drawn
-        t = self.sample_time(x1.shape[0])
-        return self.path.sample(source, x1, t, self.path.draw_noise(x1)), cond
+        return source, x1, cond
 
     def batch_is_paired(self, batch: Any) -> bool:
         """Whether ``batch`` holds pairs precomputed in the sample bank (``"paired": True``);

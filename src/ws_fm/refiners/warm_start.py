@@ -23,7 +23,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
-from ..calibration import T0Calibration, calibrate_t0
+from ..calibration import DEFAULT_T0_GRID, T0Calibration, calibrate_t0
 from ..couplings import Coupling
 from ..drafts.base import DraftGenerator
 from ..paths import ProbabilityPath, WarmStart
@@ -71,16 +71,16 @@ class WarmStartMixin:
         """``t0: auto``: the latest ``t0`` at which the draft's warm start point matches the cold
         path's state (:func:`ws_fm.calibration.calibrate_t0`), set on the path and recorded in
         the hyperparameters (so checkpoints hold the number)."""
-        cal = calibrate_t0(
-            self.draft,
-            train,
-            path=self.path.path,
-        )
+        cal = calibrate_t0(self.draft, train, path=self.path.path, grid=self.calibration_grid())
         self.path.t0 = cal.t0  # type: ignore[attr-defined]
         self.hparams["t0"] = cal.t0  # type: ignore[attr-defined]
         self.t0_calibration, self.t0_auto = cal, False
         rank_zero_info("t0: auto\n" + "\n".join(cal.lines()))
         return cal
+
+    def calibration_grid(self) -> tuple[float, ...]:
+        """The ``t0`` values ``t0: auto`` chooses among."""
+        return DEFAULT_T0_GRID
 
     @property
     def t0(self) -> float:
