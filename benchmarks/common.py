@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -43,6 +44,25 @@ def quiet() -> None:
     warnings.filterwarnings("ignore")
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def cpu_bf16_flags() -> list[str]:
+    """The CPU's bf16 and AMX flags (``/proc/cpuinfo``; empty where unreadable)."""
+    try:
+        flags = next(
+            line.split(":", 1)[1].split()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        )
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in flags if "bf16" in f or f.startswith("amx"))
+
+
+def native_bf16_cpu() -> bool:
+    """Whether the CPU computes in bf16 natively (AVX-512 BF16 or AMX), as the Intel Xeon
+    that measured the bf16 profiles does; AMD EPYC machines here do not."""
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_bf16_flags()))
 
 
 def bench_trainer(

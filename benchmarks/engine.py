@@ -51,6 +51,7 @@ from .common import (
     cold_nfe_at_equal_step,
     fill_seeds,
     judge_setting,
+    native_bf16_cpu,
     parity_bound,
     quiet,
     setting_key,
@@ -180,6 +181,16 @@ class Profile:
     @property
     def device(self) -> torch.device:
         return torch.device("cuda" if self.accelerator == "gpu" else "cpu")
+
+    @property
+    def training_precision(self) -> str:
+        """``precision``, but 32-true for bf16 on a CPU without native bf16 (AMD EPYC here):
+        the bf16 profiles were chosen where the Intel Xeon's AMX made bf16 faster
+        (results/precision.md), and elsewhere oneDNN has no bf16 LSTM kernel for the text
+        drafts (a RuntimeError) and emulates the rest."""
+        if self.accelerator == "cpu" and self.precision.startswith("bf16"):
+            return self.precision if native_bf16_cpu() else "32-true"
+        return self.precision
 
     @property
     def cold_method(self) -> Method:
@@ -472,7 +483,7 @@ def fit_draft(p: Profile, dataset: str, name: str) -> dict[str, Any]:
     if callable(getattr(draft, "fit", None)):
         draft.fit(data.train_data())
     else:
-        bench_trainer(p.draft_steps, accelerator=p.accelerator, precision=p.precision).fit(
+        bench_trainer(p.draft_steps, accelerator=p.accelerator, precision=p.training_precision).fit(
             draft, data
         )
     return {
@@ -502,7 +513,7 @@ def train_and_score(
         p.steps_of(job),
         [EMAWeightAveraging(decay=p.ema_decay)],
         accelerator=p.accelerator,
-        precision=p.precision,
+        precision=p.training_precision,
     ).fit(model, training_data(p, job, bank_dir))
     seconds = time.perf_counter() - start
     model = model.to(p.device).eval()
@@ -814,5 +825,6 @@ def run_profile(p: Profile, work_dir: Path, progress: Any = None) -> dict[str, A
             "task": {"type": type(p.task).__name__, **asdict(p.task)},
         },
         "note": p.note,
+        "training_precision": p.training_precision or "default",
         **extra,
     }

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from ws_fm.nets import TokenTransformer
 from ws_fm.refiners import DiscreteFlowMatching, FlowMatching
 
-from .common import bench_trainer, quiet
+from .common import bench_trainer, cpu_bf16_flags, quiet
 from .profiles import PROFILES
 from .report import device_name
 
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None, command: str | None = None) -> int:
         "command": command or "python -m benchmarks.precision " + shlex.join(argv or sys.argv[1:]),
         "date": dt.date.today().isoformat(),
         "device": device_name(),
-        "cpu_flags": _bf16_flags(),
+        "cpu_flags": cpu_bf16_flags(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "timings": timings,
@@ -172,18 +172,6 @@ def main(argv: list[str] | None = None, command: str | None = None) -> int:
     (args.out / f"{stem}.md").write_text(markdown(report))
     print(f"wrote {args.out / stem}.json, .md in {report['seconds']:.0f} s")
     return 0
-
-
-def _bf16_flags() -> list[str]:
-    try:
-        flags = next(
-            line.split(":", 1)[1].split()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("flags")
-        )
-    except (OSError, StopIteration):
-        return []
-    return sorted(f for f in flags if "bf16" in f or f.startswith("amx"))
 
 
 def markdown(r: dict[str, Any]) -> str:

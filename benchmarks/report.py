@@ -470,7 +470,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Benchmark `{report['profile']}`",
         "",
         f"- command: `{report['command']}`",
-        f"- device: {report['device']}; torch {report['torch']}; date {report['date']}",
+        f"- device: {report['device']}; torch {report['torch']}; date {report['date']}"
+        + (
+            f"; training precision {report['training_precision']}"
+            if report.get("training_precision")
+            else ""
+        ),
         f"- quality: {m['name']} ({'lower' if m['lower_is_better'] else 'higher'} is better)",
         "",
         *_method_lines(report),

@@ -10,6 +10,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
@@ -59,13 +60,22 @@ class LineProgress:
         )
 
 
+def _command(argv: list[str] | None, profile: str) -> str:
+    """What reproduces this run: the Makefile's line only where nothing else was given."""
+    given = sys.argv[1:] if argv is None else list(argv)
+    if argv is None and given == ["--profile", profile]:
+        return "make benchmark PROFILE=" + profile
+    return "python -m benchmarks.run " + shlex.join(given)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--profile",
         default="digits",
         help="digits (default), toy, fashion_mnist (-gpu, -cpu), text, text-structured, text-gpu, "
-        "ot_solvers, precision (bf16 against fp32), or a -smoke profile",
+        "ot_solvers, precision (bf16 against fp32), t0_range (one refiner across t0), or a "
+        "-smoke profile",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument(
@@ -85,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
 
         command = "make benchmark PROFILE=precision" if argv is None else None
         return run_precision(["--out", str(args.out)], command=command)
+    from .t0_range import range_profiles
+
+    if args.profile in range_profiles():
+        return run_range_profile(range_profiles()[args.profile], args.out, argv)
     known = profiles()
     if args.profile not in known:
         parser.error(f"unknown --profile {args.profile!r}; choose one of {', '.join(known)}")
@@ -101,13 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=140)
-    # what reproduces this run: the Makefile's line only where nothing else was given
-    given = sys.argv[1:] if argv is None else list(argv)
-    command = (
-        "make benchmark PROFILE=" + args.profile
-        if argv is None and given == ["--profile", args.profile]
-        else "python -m benchmarks.run " + shlex.join(given)
-    )
+    command = _command(argv, args.profile)
     start = time.perf_counter()
     progress: Progress | LineProgress
     if console.is_terminal:
@@ -164,6 +172,22 @@ def run_ot_profile(out: Path, argv: list[str] | None) -> int:
         if argv is None
         else "python -m benchmarks.run " + shlex.join(argv)
     )
+    report["device"] = device_name()
+    report["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    report["total_seconds"] = time.perf_counter() - start
+    paths = write(report, out)
+    console.print(f"wrote {', '.join(map(str, paths))} in {report['total_seconds']:.0f} s")
+    return 0
+
+
+def run_range_profile(rp: Any, out: Path, argv: list[str] | None) -> int:
+    """One warm refiner across t0 against one per t0 (``benchmarks/t0_range.py``)."""
+    from .t0_range import run_t0_range, write
+
+    console = Console(width=140)
+    start = time.perf_counter()
+    report = run_t0_range(rp, LineProgress(console))
+    report["command"] = _command(argv, rp.name)
     report["device"] = device_name()
     report["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     report["total_seconds"] = time.perf_counter() - start

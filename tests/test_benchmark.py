@@ -575,3 +575,47 @@ def test_the_headline_has_one_entry_per_draft_for_the_warm_students():
     got = {(e["method"], e["draft"]): (e["nfe_at_parity"], e["quality_1"]) for e in entries}
     assert got[("ws_distill", "vae")] == (1, 6.0) and got[("ws_distill", "gan")] == (1, 7.6)
     assert got[("ws_fm", "gan")] == (4, None) and got[("distill", "")] == (None, 14.0)
+
+
+def test_t0_range_smoke_compares_one_refiner_across_t0_with_one_per_t0(tmp_path):
+    assert main(["--profile", "t0_range-smoke", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "t0_range-smoke.json").read_text())
+    assert report["t0_range"] == [0.5, 0.95] and report["t0s"] == [0.5, 0.9]
+    rows = report["rows"]
+    # every t0 at every step size, NFE = ceil((1 - t0) / h)
+    assert {(r["t0"], r["step_size"], r["nfe"]) for r in rows} == {
+        (0.5, 0.05, 10),
+        (0.5, 0.2, 3),
+        (0.9, 0.05, 2),
+        (0.9, 0.2, 1),
+    }
+    for r in rows:
+        assert r["fixed"] > 0 and r["conditioned"] > 0
+        assert r["ratio"] == pytest.approx(r["conditioned"] / r["fixed"])
+    (cal,) = report["calibration"]
+    assert cal["dataset"] == "moons" and cal["from_refined_samples"] in (
+        0.5,
+        0.6,
+        0.7,
+        0.8,
+        0.9,
+        0.95,
+    )
+    assert set(cal["refined_curve"]) == {"0.5", "0.6", "0.7", "0.8", "0.9", "0.95"}
+    md = (tmp_path / "t0_range-smoke.md").read_text()
+    assert "one across t0" in md and "## t0 chosen" in md and "make benchmark" not in md
+
+
+def test_bf16_profiles_train_in_fp32_on_a_cpu_without_native_bf16(monkeypatch):
+    """oneDNN has no bf16 LSTM kernel without AVX-512 BF16 / AMX (the text drafts fail on AMD
+    EPYC): the bf16 CPU profiles fall back to 32-true there, and say so in the report."""
+    import benchmarks.engine as engine
+
+    text = PROFILES["text"]
+    assert text.precision == "bf16-mixed"
+    monkeypatch.setattr(engine, "native_bf16_cpu", lambda: False)
+    assert text.training_precision == "32-true"
+    assert PROFILES["text-gpu"].training_precision == "bf16-mixed"  # CUDA: as the profile says
+    monkeypatch.setattr(engine, "native_bf16_cpu", lambda: True)
+    assert text.training_precision == "bf16-mixed"
+    assert PROFILES["toy"].training_precision == ""  # Lightning's default, untouched

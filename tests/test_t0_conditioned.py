@@ -6,7 +6,7 @@ import pytest
 import torch
 from helpers import quick_trainer
 
-from ws_fm.calibration import DEFAULT_T0_GRID
+from ws_fm.calibration import DEFAULT_T0_GRID, calibrate_refined_t0, calibrate_t0
 from ws_fm.checkpoints import load
 from ws_fm.data import ToyDataModule, make_toy
 from ws_fm.drafts import GaussianMixtureDraft
@@ -152,6 +152,29 @@ def test_t0_chosen_after_training_is_saved_and_calibration_stays_in_range(traine
     assert back.t0 == 0.7 and back.t0_range == (0.5, 0.9)
 
 
+def test_calibrated_after_training_on_its_refined_samples(trained):
+    """The latest t0 at parity with the best start on the grid; it sees what the refiner
+    repairs, so the one-Gaussian draft that fails the training-free criterion at every t0 of
+    the range still gets a later start than the range's low end."""
+    model, _ = trained
+    data = make_toy("moons", 4000, seed=3)
+    cal = calibrate_refined_t0(model, data, n=2000, step_size=0.1)
+    assert cal.grid == (0.5, 0.6, 0.7, 0.8, 0.9) and model.t0 == cal.t0
+    best = min(cal.distance)
+    assert cal.floor == (best,) * 5 and "refined vs data" in "\n".join(cal.lines())
+    i = cal.grid.index(cal.t0)
+    assert cal.distance[i] <= 1.1 * best
+    assert all(d > 1.1 * best for d in cal.distance[i + 1 :])  # the latest that passes
+    free = calibrate_t0(model.draft, data, grid=cal.grid, n=2000)
+    assert not free.passed and free.t0 == 0.5  # a Gaussian is told apart from moons
+    assert cal.t0 > free.t0
+    loose = calibrate_refined_t0(model, data, n=500, step_size=0.1, tolerance=100)
+    strict = calibrate_refined_t0(model, data, n=500, step_size=0.1, tolerance=0)
+    assert loose.t0 == 0.9 and strict.distance[strict.grid.index(strict.t0)] == min(strict.distance)
+    with pytest.raises(TypeError, match="set_t0"):
+        calibrate_refined_t0(WarmStartFlowMatching(MLP(dim=2), model.draft), data)
+
+
 def test_a_fixed_t0_refiner_is_unchanged_by_the_per_pair_paths():
     """WarmStartFlowMatching still draws one t0 for all pairs (the refactored training draw)."""
     model = WarmStartFlowMatching(MLP(dim=2), GaussianMixtureDraft(dim=2), t0=0.7)
@@ -173,5 +196,9 @@ def test_the_toy_config_fits_and_samples_at_a_t0_chosen_after_training(tmp_path)
     assert ckpt.is_file()
     out = run_ws_fm(["sample", f"--ckpt_path={ckpt}", "--num_samples=50", "--t0=0.9"], tmp_path)
     assert "from t=0.9)" in out.stdout
+    cal = ["calibrate-t0", "--config", config, f"--ckpt_path={ckpt}", "--n=300", "--grid=0.5,0.9"]
+    out = run_ws_fm(cal, tmp_path)
+    assert "refined vs data" in out.stdout and "<- chosen" in out.stdout
+    assert float(out.stdout.split("t0 = ")[1].split()[0]) in (0.5, 0.9)
     bad = run_ws_fm(["sample", f"--ckpt_path={ckpt}", "--t0=0.3"], tmp_path, ok=False)
     assert bad.returncode != 0 and "outside t0_range=(0.5, 0.95)" in bad.stderr

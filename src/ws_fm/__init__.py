@@ -4,7 +4,7 @@ The flow mathematics (:mod:`ws_fm.paths`, :mod:`ws_fm.couplings`, :mod:`ws_fm.so
 free of Lightning; :mod:`ws_fm.refiners` wires it into thin LightningModules.
 """
 
-from .calibration import T0Calibration, calibrate_t0
+from .calibration import T0Calibration, calibrate_refined_t0, calibrate_t0
 from .couplings import Coupling, get_coupling, resolve_coupling
 from .paths import AffinePath, ColdStartPath, MaskedPath, PathSample, WarmStart, WarmStartPath
 from .solvers import NFECounter, SolveResult, solve
@@ -25,6 +25,7 @@ __all__ = [
     "NFECounter",
     "SolveResult",
     "calibrate_t0",
+    "calibrate_refined_t0",
     "T0Calibration",
     "load",
     "__version__",

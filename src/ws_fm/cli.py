@@ -166,10 +166,12 @@ def quiet_known_warnings() -> None:
 def calibrate_main(argv: list[str]) -> None:
     """``ws-fm calibrate-t0 --config <warm refiner config>``: the latest ``t0`` the config's
     draft allows on its data (:func:`ws_fm.calibration.calibrate_t0`), with the curve; no
-    training.  Every other argument (``--model...``, ``--data...``) is the config's override."""
+    training.  Every other argument (``--model...``, ``--data...``) is the config's override.
+    With ``--ckpt_path`` of a refiner trained across ``t0``, the ``t0`` is read off its refined
+    samples instead (:func:`ws_fm.calibration.calibrate_refined_t0`)."""
     import argparse
 
-    from .calibration import DEFAULT_T0_GRID, calibrate_t0
+    from .calibration import DEFAULT_T0_GRID, calibrate_refined_t0, calibrate_t0
 
     parser = argparse.ArgumentParser(
         prog="ws-fm calibrate-t0",
@@ -183,7 +185,22 @@ def calibrate_main(argv: list[str]) -> None:
         + ", those inside t0_range for a refiner trained across t0)",
     )
     parser.add_argument("--n", type=int, default=2000, help="samples per set")
-    parser.add_argument("--tolerance", type=float, default=0.5)
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="draft: D <= (1 + tolerance) x the real-vs-real floor (default 0.5); refined "
+        "samples (--ckpt_path): D <= (1 + tolerance) x the best on the grid (default 0.1)",
+    )
+    parser.add_argument(
+        "--ckpt_path",
+        default=None,
+        help="a trained refiner across t0 (T0ConditionedFlowMatching): choose t0 from its "
+        "refined samples (the latest t0 at parity with its best) instead of from the draft",
+    )
+    parser.add_argument(
+        "--step_size", type=float, default=0.05, help="Euler step size (with --ckpt_path)"
+    )
     parser.add_argument("--calibration_seed", type=int, default=0)
     parser.add_argument(
         "--features",
@@ -231,21 +248,22 @@ def calibrate_main(argv: list[str]) -> None:
         from .metrics.text import MaskedTextEmbedding
 
         features = MaskedTextEmbedding(tokenizer)
-    cal = calibrate_t0(
-        model.draft,
-        train,
-        path=model.path.path,
-        grid=[float(t) for t in ours.grid.split(",") if t.strip()]
-        if ours.grid
-        else model.calibration_grid(),
-        distance=ours.distance,
-        features=features,
-        n=ours.n,
-        tolerance=ours.tolerance,
-        seed=ours.calibration_seed,
-    )
+    grid = [float(t) for t in ours.grid.split(",") if t.strip()] if ours.grid else None
+    common = dict(distance=ours.distance, features=features, n=ours.n, seed=ours.calibration_seed)
+    if ours.tolerance is not None:
+        common["tolerance"] = ours.tolerance
+    if ours.ckpt_path:
+        from .checkpoints import load
+
+        trained = load(ours.ckpt_path)
+        cal = calibrate_refined_t0(trained, train, grid=grid, step_size=ours.step_size, **common)
+        use = f"ws-fm sample --ckpt_path={ours.ckpt_path} --t0={cal.t0:g}"
+    else:
+        grid = grid or model.calibration_grid()
+        cal = calibrate_t0(model.draft, train, path=model.path.path, grid=grid, **common)
+        use = f"--model.init_args.t0={cal.t0:g}, or t0: auto"
     print("\n".join(cal.lines()))
-    print(f"t0 = {cal.t0:g}  (use it with --model.init_args.t0={cal.t0:g}, or t0: auto)")
+    print(f"t0 = {cal.t0:g}  (use it with {use})")
 
 
 # Frames in these are not where a user's mistake is explained.
