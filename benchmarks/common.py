@@ -158,7 +158,13 @@ class WorkerPool:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
-        # On an error, queued jobs are dropped and running ones are not waited for.
+        # On an error, queued jobs are dropped and running ones stopped: otherwise the
+        # interpreter's exit waits for them, and a failed run trains on for nobody.
+        if exc_type is not None:
+            # ProcessPoolExecutor has no public way to stop running workers before Python 3.14
+            # (terminate_workers); its process table is the one handle there is.
+            for proc in list(getattr(self.pool, "_processes", {}).values()):
+                proc.terminate()
         self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:

@@ -390,6 +390,32 @@ with WorkerPool(1) as pool:
     assert not alive(worker), "the worker outlived its killed benchmark"
 
 
+def test_a_failed_job_stops_the_other_workers(tmp_path):
+    """A job that raises ends the benchmark with its error, and a sibling still training is
+    stopped rather than waited for at exit (a crashed text run once trained on for 25 min)."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "finished"
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from benchmarks.common import WorkerPool
+with WorkerPool(2) as pool:
+    pool.submit(exec, "import time; time.sleep(90); open({str(marker)!r}, 'w')")
+    pool.submit(eval, "1 / 0")
+    list(pool.results())
+"""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the failed benchmark waited for its other worker instead of stopping it")
+    assert out.returncode != 0 and "ZeroDivisionError" in out.stderr
+    assert not marker.exists()
+
+
 def _text_row(draft, t0, nfe, quality, ppl, d2):
     return {
         "dataset": "d",
