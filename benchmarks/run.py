@@ -164,20 +164,8 @@ def run_ot_profile(out: Path, argv: list[str] | None) -> int:
     """The exact-OT solver measurement (``benchmarks/ot_solvers.py``)."""
     from .ot_solvers import run_ot_solvers, write
 
-    console = Console()
     start = time.perf_counter()
-    report = run_ot_solvers()
-    report["command"] = (
-        "make benchmark PROFILE=ot_solvers"
-        if argv is None
-        else "python -m benchmarks.run " + shlex.join(argv)
-    )
-    report["device"] = device_name()
-    report["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    report["total_seconds"] = time.perf_counter() - start
-    paths = write(report, out)
-    console.print(f"wrote {', '.join(map(str, paths))} in {report['total_seconds']:.0f} s")
-    return 0
+    return _finish(run_ot_solvers(), start, _command(argv, "ot_solvers"), write, out, Console())
 
 
 def run_range_profile(rp: Any, out: Path, argv: list[str] | None) -> int:
@@ -187,7 +175,14 @@ def run_range_profile(rp: Any, out: Path, argv: list[str] | None) -> int:
     console = Console(width=140)
     start = time.perf_counter()
     report = run_t0_range(rp, LineProgress(console))
-    report["command"] = _command(argv, rp.name)
+    return _finish(report, start, _command(argv, rp.name), write, out, console)
+
+
+def _finish(
+    report: dict[str, Any], start: float, command: str, write: Any, out: Path, console: Console
+) -> int:
+    """Stamp a stand-alone measurement's report (command, device, date, duration) and write it."""
+    report["command"] = command
     report["device"] = device_name()
     report["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     report["total_seconds"] = time.perf_counter() - start
